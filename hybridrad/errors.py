@@ -1,0 +1,99 @@
+"""Domain exceptions and warnings.
+
+Every exception subclasses a built-in (``ValueError``, ``OSError`` ...) so callers can
+catch broadly, and every message names the case, file or column involved and says
+what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class HybridradError(Exception):
+    """Base class of all hybridrad errors."""
+
+
+class HybridradWarning(UserWarning):
+    """Base class of all hybridrad warnings."""
+
+
+# --- files and images -------------------------------------------------------------------
+
+
+class ImageNotFoundError(HybridradError, FileNotFoundError):
+    """An image or mask path does not exist."""
+
+
+class ImageReadError(HybridradError, OSError):
+    """A file exists but SimpleITK cannot read it (corrupt, truncated, unknown format)."""
+
+
+class UnsupportedFormatError(HybridradError, ValueError):
+    """The file extension is not one of the supported image formats."""
+
+
+# --- manifest and labels ----------------------------------------------------------------
+
+
+class ManifestError(HybridradError, ValueError):
+    """The manifest table itself is malformed (missing ``case_id`` column, no sequences ...)."""
+
+
+class DuplicateCaseError(ManifestError):
+    """The same ``case_id`` appears more than once."""
+
+
+class MissingSequenceError(ManifestError):
+    """A case has no path for a sequence column."""
+
+
+class LabelMapError(HybridradError, ValueError):
+    """A label map definition is invalid or unknown."""
+
+
+class MaskLabelError(HybridradError, ValueError):
+    """A mask holds values that the label map does not define."""
+
+
+class GeometryError(HybridradError, ValueError):
+    """Images that must share a voxel grid do not."""
+
+
+class SequenceGeometryError(GeometryError):
+    """The sequences of one case are on different voxel grids."""
+
+
+class MaskGeometryError(GeometryError):
+    """A mask is not on the voxel grid of its case's images."""
+
+
+# --- clinical table ---------------------------------------------------------------------
+
+
+class ClinicalError(HybridradError, ValueError):
+    """The clinical table is malformed (missing column, duplicate ids)."""
+
+
+class SurvivalTimeError(ClinicalError):
+    """A survival time is missing, non-numeric or negative."""
+
+
+class EventError(ClinicalError):
+    """An event indicator is not 0/1."""
+
+
+class CaseMismatchError(HybridradError, ValueError):
+    """Cases present in the manifest but not in the clinical table, or the reverse."""
+
+
+# --- aggregate ----------------------------------------------------------------------------
+
+
+class CohortValidationError(HybridradError, ValueError):
+    """Raised by :meth:`ValidationReport.raise_if_failed` with every problem found.
+
+    The individual problems, each a specific exception instance, are in ``problems``.
+    """
+
+    def __init__(self, message: str, problems: list[Exception]) -> None:
+        super().__init__(message)
+        self.problems = problems
