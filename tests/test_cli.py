@@ -1,0 +1,57 @@
+"""The command line, called in-process through ``main(argv)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hybridrad import __version__
+from hybridrad.cli import main
+from tests.conftest import CohortFactory
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("validate", "discover", "demo-cohort", "demo"):
+        assert command in out
+
+
+def test_validate_ok_and_failing(
+    small_cohort: CohortFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    m = small_cohort()
+    clinical = str(m.parent / "clinical.csv")
+    args = ["validate", str(m), "--clinical", clinical, "--time", "os_months", "--event", "death"]
+    assert main(args) == 0
+    assert "no problems" in capsys.readouterr().out
+    (m.parent / "images/case2/t1.nii.gz").unlink()
+    report = tmp_path / "problems.csv"
+    assert main([*args, "--report", str(report)]) == 1
+    out = capsys.readouterr().out
+    assert "ImageNotFoundError" in out and "case2" in out
+    table = pd.read_csv(report)
+    assert table.loc[0, "kind"] == "ImageNotFoundError" and table.loc[0, "case_id"] == "case2"
+
+
+def test_validate_bad_manifest_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m.csv").write_text("id,t1\na,x.nii.gz\n")
+    assert main(["validate", str(tmp_path / "m.csv")]) == 2
+    assert "case_id" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "absent.csv")]) == 2
+
+
+@pytest.mark.data
+def test_discover_brats_and_validate(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.csv"
+    folder = data_dir / "brats-samples" / "brats2018-fourmodal"
+    assert main(["discover", "brats", str(folder), "--out", str(out)]) == 0
+    assert main(["validate", str(out), "--labels", "brats"]) == 0
+    assert main(["validate", str(out), "--labels", "binary"]) == 1
