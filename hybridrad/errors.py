@@ -97,3 +97,30 @@ class CohortValidationError(HybridradError, ValueError):
     def __init__(self, message: str, problems: list[Exception]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+# --- feature extraction -------------------------------------------------------------------
+
+
+class RadiomicsConfigError(HybridradError, ValueError):
+    """A pyradiomics parameter file is invalid (unknown key, wrong type or value)."""
+
+
+class EmptyROIError(HybridradError, ValueError):
+    """The region of interest holds no voxel (or a requested label is absent)."""
+
+
+class ROITooSmallError(HybridradError, ValueError):
+    """The region of interest is too small for the configured features (e.g. one voxel)."""
+
+
+class NonFiniteImageError(HybridradError, ValueError):
+    """An image holds NaN or infinite voxels."""
+
+
+class ImageDimensionError(HybridradError, ValueError):
+    """An image's dimensionality does not fit the configuration (2D image, 3D config)."""
+
+
+class ExtractionError(HybridradError, RuntimeError):
+    """pyradiomics (or an encoder) failed on a case for a reason not covered above."""
