@@ -55,3 +55,21 @@ def test_discover_brats_and_validate(data_dir: Path, tmp_path: Path) -> None:
     assert main(["discover", "brats", str(folder), "--out", str(out)]) == 0
     assert main(["validate", str(out), "--labels", "brats"]) == 0
     assert main(["validate", str(out), "--labels", "binary"]) == 1
+
+
+def test_demo_cohort_and_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "syn"
+    assert main(["demo-cohort", str(out), "--cases", "4", "--seed", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "oracle C-index" in text and "oracle AUC" in text
+    assert main(["demo-cohort", str(out), "--cases", "4"]) == 2  # exists, no --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text("imageType: {Original: {}}\nfeatureClass: {firstorder: , shape: }\n")
+    demo = tmp_path / "demo"
+    args = ["demo", str(demo), "--cases", "3", "--config", str(cfg), "--jobs", "1"]
+    assert main(args) == 0
+    features = pd.read_parquet(demo / "radiomics.parquet")
+    assert features.shape[0] == 3
+    assert "rad__flair__ET__original__firstorder__Mean" in features.columns
+    assert "validation: OK" in capsys.readouterr().out
