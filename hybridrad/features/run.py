@@ -173,7 +173,11 @@ class _Outcome:
 def _run_one(task: CaseTask, case: Case) -> _Outcome:
     """Run ``task`` on one case, turning an exception into a failure record."""
     try:
-        return _Outcome(case.case_id, task(case), None)
+        start = time.perf_counter()
+        output = task(case)
+        output.diagnostics["runner__seconds"] = round(time.perf_counter() - start, 3)
+        output.diagnostics["runner__peak_rss_mb"] = round(_peak_rss_mb(), 1)
+        return _Outcome(case.case_id, output, None)
     except Exception as exc:  # a failing case must never stop the cohort
         log.debug("case %s failed:\n%s", case.case_id, traceback.format_exc())
         return _Outcome(
@@ -186,6 +190,16 @@ def _run_one(task: CaseTask, case: Case) -> _Outcome:
                 "message": str(exc).strip(),
             },
         )
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if os.uname().sysname != "Darwin" else peak / 2**20
 
 
 def _init_worker() -> None:
