@@ -37,8 +37,11 @@ def make_image(
     return img
 
 
-def make_mask(shape: tuple[int, int, int] = (12, 10, 8), values: tuple[int, ...] = (1,),
-              spacing: tuple[float, float, float] = (1.0, 1.0, 2.0)) -> sitk.Image:
+def make_mask(
+    shape: tuple[int, int, int] = (12, 10, 8),
+    values: tuple[int, ...] = (1,),
+    spacing: tuple[float, float, float] = (1.0, 1.0, 2.0),
+) -> sitk.Image:
     """A uint8 mask with a block per value."""
     arr = np.zeros(shape[::-1], dtype=np.uint8)
     for i, v in enumerate(values):
@@ -67,9 +70,15 @@ def small_cohort(tmp_path: Path) -> CohortFactory:
             for seq in ("t1", "flair"):
                 sitk.WriteImage(make_image(seed=i), str(d / f"{seq}.nii.gz"))
             sitk.WriteImage(make_mask(values=mask_values), str(d / "mask.nii.gz"))
-            rows.append({"case_id": cid, "t1": f"images/{cid}/t1.nii.gz",
-                         "flair": f"images/{cid}/flair.nii.gz",
-                         "mask": f"images/{cid}/mask.nii.gz", "site": "A"})
+            rows.append(
+                {
+                    "case_id": cid,
+                    "t1": f"images/{cid}/t1.nii.gz",
+                    "flair": f"images/{cid}/flair.nii.gz",
+                    "mask": f"images/{cid}/mask.nii.gz",
+                    "site": "A",
+                }
+            )
             clin.append({"case_id": cid, "os_months": 10.0 + i, "death": i % 2, "idh": "WT"})
         pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
         pd.DataFrame(clin).to_csv(tmp_path / "clinical.csv", index=False)

@@ -73,7 +73,7 @@ def test_dicom_series_folder(tmp_path: Path) -> None:
 
 
 def test_read_errors(tmp_path: Path) -> None:
-    with pytest.raises(ImageNotFoundError, match="absent.nii.gz"):
+    with pytest.raises(ImageNotFoundError, match=r"absent\.nii\.gz"):
         read_image(tmp_path / "absent.nii.gz")
     (tmp_path / "x.png").write_bytes(b"\x89PNG")
     with pytest.raises(UnsupportedFormatError, match=r"x\.png"):
@@ -100,8 +100,11 @@ def test_label_map_presets_and_yaml(tmp_path: Path) -> None:
     with pytest.raises(LabelMapError, match="unknown label-map preset"):
         LabelMap.preset("nope")
     spec = tmp_path / "lungs.yaml"
-    spec.write_text(yaml.safe_dump({"labels": {1: "nodule", 2: "vessel"},
-                                    "regions": {"nodule": [1], "all": [1, 2]}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {"labels": {1: "nodule", 2: "vessel"}, "regions": {"nodule": [1], "all": [1, 2]}}
+        )
+    )
     lm = load_label_map(spec)
     assert lm.name == "lungs" and lm.regions["all"] == (1, 2)
     assert LabelMap.from_dict(lm.to_dict()) == lm

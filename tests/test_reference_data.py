@@ -58,7 +58,9 @@ def test_lgg_tcga_loads_with_clinical(data_dir: Path, tmp_path: Path) -> None:
     assert cohort.clinical is not None
     # README: 9 IDHmut-codel, 21 IDHmut-non-codel, 9 IDHwt; 8 deaths
     assert cohort.clinical["idh_codel_subtype"].value_counts().to_dict() == {
-        "IDHmut-non-codel": 21, "IDHmut-codel": 9, "IDHwt": 9,
+        "IDHmut-non-codel": 21,
+        "IDHmut-codel": 9,
+        "IDHwt": 9,
     }
     assert int(cohort.clinical["death"].sum()) == 8
     _load_all(cohort)

@@ -23,12 +23,11 @@ from hybridrad.errors import (
     SequenceGeometryError,
     SurvivalTimeError,
 )
-from hybridrad.io import Cohort, read_clinical, validate_clinical
+from hybridrad.io import Cohort, Problem, ValidationReport, read_clinical, validate_clinical
 from tests.conftest import CohortFactory, make_image, make_mask
 
 
-
-def _only(report, kind):  # type: ignore[no-untyped-def]
+def _only(report: ValidationReport, kind: type[Exception]) -> list[Problem]:
     found = report.of_kind(kind)
     assert found, report.summary()
     assert len(found) == len(report.problems), report.summary()
@@ -84,8 +83,9 @@ def test_duplicate_ids(small_cohort: CohortFactory) -> None:
 
 def test_sequence_geometry_differs(small_cohort: CohortFactory) -> None:
     m = small_cohort()
-    sitk.WriteImage(make_image(spacing=(1.0, 1.0, 3.0), seed=1),
-                    str(m.parent / "images/case1/flair.nii.gz"))
+    sitk.WriteImage(
+        make_image(spacing=(1.0, 1.0, 3.0), seed=1), str(m.parent / "images/case1/flair.nii.gz")
+    )
     report = Cohort.from_csv(m).validate(check_mask_values=False)
     (p,) = _only(report, SequenceGeometryError)
     assert "case1" in p.message and "'flair'" in p.message and "spacing" in p.message
@@ -219,7 +219,5 @@ def test_clinical_duplicate_ids_and_missing_id_column(tmp_path: Path) -> None:
 
 def test_boolean_events_accepted(tmp_path: Path) -> None:
     p = tmp_path / "c.csv"
-    pd.DataFrame({"case_id": ["a", "b"], "t": [1.5, 0], "e": [True, False]}).to_csv(
-        p, index=False
-    )
+    pd.DataFrame({"case_id": ["a", "b"], "t": [1.5, 0], "e": [True, False]}).to_csv(p, index=False)
     assert validate_clinical(read_clinical(p), time="t", event="e").ok

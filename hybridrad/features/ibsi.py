@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -39,13 +40,21 @@ import pandas as pd
 import SimpleITK as sitk
 
 __all__ = [
+    "BENCHMARK_CONFIGS",
+    "CONFIG_DEVIATIONS",
     "IBSI_FEATURES",
+    "BenchmarkConfig",
     "IBSIFeature",
     "Status",
+    "combined_resegment_range",
+    "compare_with_reference",
+    "extract_ibsi",
     "ibsi_resample",
     "ibsi_table",
+    "load_reference",
     "printed_tolerance",
     "pyradiomics_aggregation",
+    "run_benchmark_config",
     "to_ibsi",
     "within_reference",
 ]
@@ -113,6 +122,9 @@ class IBSIFeature:
         The correction applied, or the reason for a deviation.
     transform
         Maps the pyradiomics value to the IBSI value (identity unless ``corrected``).
+    aggregation_class
+        The pyradiomics class whose aggregation the IBSI feature has (differs from
+        ``pyrad_class`` for derived features, e.g. NGLDM 5SPA from firstorder).
     """
 
     code: str
@@ -123,6 +135,7 @@ class IBSIFeature:
     status: Status = "agree"
     note: str = ""
     transform: Callable[[float], float] = _identity
+    aggregation_class: str = ""
 
     @property
     def pyrad_key(self) -> str:
@@ -139,11 +152,20 @@ def _f(
     status: Status = "agree",
     note: str = "",
     transform: Callable[[float], float] = _identity,
+    aggregation_class: str = "",
 ) -> IBSIFeature:
-    return IBSIFeature(code, family, name, cls, feature, status, note, transform)
+    return IBSIFeature(
+        code, family, name, cls, feature, status, note, transform, aggregation_class or cls
+    )
 
 
 _SPH = "derived from pyradiomics Sphericity (= (36 pi V^2)^(1/3) / A, mesh based)"
+_AXIS = (
+    "pyradiomics takes PCA eigenvalues of the voxel-centre covariance with 1/N, IBSI with "
+    "1/(N-1): multiplied by sqrt(N/(N-1)), N = ROI voxel count from the pyradiomics "
+    "diagnostics (left uncorrected, status deviates, when the diagnostics are absent)"
+)
+_AXIS_CODES = frozenset({"TDIC", "P9VJ", "7J51"})
 _NGLDM = "pyradiomics GLDM with gldm_a=0 and distance 1 is the IBSI NGLDM (coarseness 0)"
 _IDN = (
     "pyradiomics normalises by the number of grey levels present in the ROI; IBSI by the "
@@ -160,27 +182,67 @@ IBSI_FEATURES: tuple[IBSIFeature, ...] = (
     _f("YEKZ", MORPH, "Volume (voxel counting)", "shape", "VoxelVolume"),
     _f("C0JK", MORPH, "Surface area (mesh)", "shape", "SurfaceArea"),
     _f("2PR5", MORPH, "Surface to volume ratio", "shape", "SurfaceVolumeRatio"),
-    _f("SKGS", MORPH, "Compactness 1", "shape", "Sphericity", "corrected",
-       f"{_SPH}: C1 = sphericity^(3/2) / (6 pi)", _compactness1),
-    _f("BQWJ", MORPH, "Compactness 2", "shape", "Sphericity", "corrected",
-       f"{_SPH}: C2 = sphericity^3", _compactness2),
-    _f("KRCK", MORPH, "Spherical disproportion", "shape", "Sphericity", "corrected",
-       f"{_SPH}: SD = 1 / sphericity", _spherical_disproportion),
+    _f(
+        "SKGS",
+        MORPH,
+        "Compactness 1",
+        "shape",
+        "Sphericity",
+        "corrected",
+        f"{_SPH}: C1 = sphericity^(3/2) / (6 pi)",
+        _compactness1,
+    ),
+    _f(
+        "BQWJ",
+        MORPH,
+        "Compactness 2",
+        "shape",
+        "Sphericity",
+        "corrected",
+        f"{_SPH}: C2 = sphericity^3",
+        _compactness2,
+    ),
+    _f(
+        "KRCK",
+        MORPH,
+        "Spherical disproportion",
+        "shape",
+        "Sphericity",
+        "corrected",
+        f"{_SPH}: SD = 1 / sphericity",
+        _spherical_disproportion,
+    ),
     _f("QCFX", MORPH, "Sphericity", "shape", "Sphericity"),
-    _f("25C7", MORPH, "Asphericity", "shape", "Sphericity", "corrected",
-       f"{_SPH}: asphericity = 1 / sphericity - 1", _asphericity),
+    _f(
+        "25C7",
+        MORPH,
+        "Asphericity",
+        "shape",
+        "Sphericity",
+        "corrected",
+        f"{_SPH}: asphericity = 1 / sphericity - 1",
+        _asphericity,
+    ),
     _f("L0JK", MORPH, "Maximum 3D diameter", "shape", "Maximum3DDiameter"),
-    _f("TDIC", MORPH, "Major axis length", "shape", "MajorAxisLength"),
-    _f("P9VJ", MORPH, "Minor axis length", "shape", "MinorAxisLength"),
-    _f("7J51", MORPH, "Least axis length", "shape", "LeastAxisLength"),
+    _f("TDIC", MORPH, "Major axis length", "shape", "MajorAxisLength", "corrected", _AXIS),
+    _f("P9VJ", MORPH, "Minor axis length", "shape", "MinorAxisLength", "corrected", _AXIS),
+    _f("7J51", MORPH, "Least axis length", "shape", "LeastAxisLength", "corrected", _AXIS),
     _f("Q3CK", MORPH, "Elongation", "shape", "Elongation"),
     _f("N17B", MORPH, "Flatness", "shape", "Flatness"),
     # --- intensity-based statistics (on the re-segmented, non-discretised intensities) ---
     _f("Q4LE", STAT, "Mean intensity", "firstorder", "Mean"),
     _f("ECT3", STAT, "Intensity variance", "firstorder", "Variance"),
     _f("KE2A", STAT, "Intensity skewness", "firstorder", "Skewness"),
-    _f("IPH6", STAT, "(Excess) intensity kurtosis", "firstorder", "Kurtosis", "corrected",
-       "IBSI reports excess kurtosis: pyradiomics Kurtosis - 3", _excess_kurtosis),
+    _f(
+        "IPH6",
+        STAT,
+        "(Excess) intensity kurtosis",
+        "firstorder",
+        "Kurtosis",
+        "corrected",
+        "IBSI reports excess kurtosis: pyradiomics Kurtosis - 3",
+        _excess_kurtosis,
+    ),
     _f("Y12H", STAT, "Median intensity", "firstorder", "Median"),
     _f("1GSF", STAT, "Minimum intensity", "firstorder", "Minimum"),
     _f("QG58", STAT, "10th intensity percentile", "firstorder", "10Percentile"),
@@ -188,14 +250,36 @@ IBSI_FEATURES: tuple[IBSIFeature, ...] = (
     _f("84IY", STAT, "Maximum intensity", "firstorder", "Maximum"),
     _f("SALO", STAT, "Intensity interquartile range", "firstorder", "InterquartileRange"),
     _f("2OJQ", STAT, "Intensity range", "firstorder", "Range"),
-    _f("4FUA", STAT, "Intensity-based mean absolute deviation", "firstorder",
-       "MeanAbsoluteDeviation"),
-    _f("1128", STAT, "Intensity-based robust mean absolute deviation", "firstorder",
-       "RobustMeanAbsoluteDeviation"),
-    _f("N8CA", STAT, "Intensity-based energy", "firstorder", "Energy", note=(
-        "equal only with voxelArrayShift: 0 (pyradiomics squares intensity + shift)")),
-    _f("5ZWQ", STAT, "Root mean square intensity", "firstorder", "RootMeanSquared", note=(
-        "equal only with voxelArrayShift: 0")),
+    _f(
+        "4FUA",
+        STAT,
+        "Intensity-based mean absolute deviation",
+        "firstorder",
+        "MeanAbsoluteDeviation",
+    ),
+    _f(
+        "1128",
+        STAT,
+        "Intensity-based robust mean absolute deviation",
+        "firstorder",
+        "RobustMeanAbsoluteDeviation",
+    ),
+    _f(
+        "N8CA",
+        STAT,
+        "Intensity-based energy",
+        "firstorder",
+        "Energy",
+        note=("equal only with voxelArrayShift: 0 (pyradiomics squares intensity + shift)"),
+    ),
+    _f(
+        "5ZWQ",
+        STAT,
+        "Root mean square intensity",
+        "firstorder",
+        "RootMeanSquared",
+        note=("equal only with voxelArrayShift: 0"),
+    ),
     # --- intensity histogram (discretised intensities) ---
     _f("TLU2", IH, "Discretised intensity entropy", "firstorder", "Entropy"),
     _f("BJ5W", IH, "Discretised intensity uniformity", "firstorder", "Uniformity"),
@@ -208,13 +292,25 @@ IBSI_FEATURES: tuple[IBSIFeature, ...] = (
     _f("D3YU", GLCM, "Difference variance", "glcm", "DifferenceVariance"),
     _f("NTRS", GLCM, "Difference entropy", "glcm", "DifferenceEntropy"),
     _f("ZGXS", GLCM, "Sum average", "glcm", "SumAverage"),
-    _f("OEEB", GLCM, "Sum variance", "glcm", "ClusterTendency",
-       note="IBSI sum variance is mathematically equal to cluster tendency"),
+    _f(
+        "OEEB",
+        GLCM,
+        "Sum variance",
+        "glcm",
+        "ClusterTendency",
+        note="IBSI sum variance is mathematically equal to cluster tendency",
+    ),
     _f("P6QZ", GLCM, "Sum entropy", "glcm", "SumEntropy"),
     _f("8ZQL", GLCM, "Angular second moment", "glcm", "JointEnergy"),
     _f("ACUI", GLCM, "Contrast", "glcm", "Contrast"),
-    _f("8S9J", GLCM, "Dissimilarity", "glcm", "DifferenceAverage",
-       note="IBSI dissimilarity is mathematically equal to difference average"),
+    _f(
+        "8S9J",
+        GLCM,
+        "Dissimilarity",
+        "glcm",
+        "DifferenceAverage",
+        note="IBSI dissimilarity is mathematically equal to difference average",
+    ),
     _f("IB1Z", GLCM, "Inverse difference", "glcm", "Id"),
     _f("NDRX", GLCM, "Normalised inverse difference", "glcm", "Idn"),
     _f("WF0Z", GLCM, "Inverse difference moment", "glcm", "Idm"),
@@ -232,20 +328,32 @@ IBSI_FEATURES: tuple[IBSIFeature, ...] = (
     _f("W4KF", GLRLM, "Long runs emphasis", "glrlm", "LongRunEmphasis"),
     _f("V3SW", GLRLM, "Low grey level run emphasis", "glrlm", "LowGrayLevelRunEmphasis"),
     _f("G3QZ", GLRLM, "High grey level run emphasis", "glrlm", "HighGrayLevelRunEmphasis"),
-    _f("HTZT", GLRLM, "Short run low grey level emphasis", "glrlm",
-       "ShortRunLowGrayLevelEmphasis"),
-    _f("GD3A", GLRLM, "Short run high grey level emphasis", "glrlm",
-       "ShortRunHighGrayLevelEmphasis"),
-    _f("IVPO", GLRLM, "Long run low grey level emphasis", "glrlm",
-       "LongRunLowGrayLevelEmphasis"),
-    _f("3KUM", GLRLM, "Long run high grey level emphasis", "glrlm",
-       "LongRunHighGrayLevelEmphasis"),
+    _f("HTZT", GLRLM, "Short run low grey level emphasis", "glrlm", "ShortRunLowGrayLevelEmphasis"),
+    _f(
+        "GD3A",
+        GLRLM,
+        "Short run high grey level emphasis",
+        "glrlm",
+        "ShortRunHighGrayLevelEmphasis",
+    ),
+    _f("IVPO", GLRLM, "Long run low grey level emphasis", "glrlm", "LongRunLowGrayLevelEmphasis"),
+    _f("3KUM", GLRLM, "Long run high grey level emphasis", "glrlm", "LongRunHighGrayLevelEmphasis"),
     _f("R5YN", GLRLM, "Grey level non-uniformity", "glrlm", "GrayLevelNonUniformity"),
-    _f("OVBL", GLRLM, "Normalised grey level non-uniformity", "glrlm",
-       "GrayLevelNonUniformityNormalized"),
+    _f(
+        "OVBL",
+        GLRLM,
+        "Normalised grey level non-uniformity",
+        "glrlm",
+        "GrayLevelNonUniformityNormalized",
+    ),
     _f("W92Y", GLRLM, "Run length non-uniformity", "glrlm", "RunLengthNonUniformity"),
-    _f("IC23", GLRLM, "Normalised run length non-uniformity", "glrlm",
-       "RunLengthNonUniformityNormalized"),
+    _f(
+        "IC23",
+        GLRLM,
+        "Normalised run length non-uniformity",
+        "glrlm",
+        "RunLengthNonUniformityNormalized",
+    ),
     _f("9ZK5", GLRLM, "Run percentage", "glrlm", "RunPercentage"),
     _f("8CE5", GLRLM, "Grey level variance", "glrlm", "GrayLevelVariance"),
     _f("SXLW", GLRLM, "Run length variance", "glrlm", "RunVariance"),
@@ -255,20 +363,50 @@ IBSI_FEATURES: tuple[IBSIFeature, ...] = (
     _f("48P8", GLSZM, "Large zone emphasis", "glszm", "LargeAreaEmphasis"),
     _f("XMSY", GLSZM, "Low grey level zone emphasis", "glszm", "LowGrayLevelZoneEmphasis"),
     _f("5GN9", GLSZM, "High grey level zone emphasis", "glszm", "HighGrayLevelZoneEmphasis"),
-    _f("5RAI", GLSZM, "Small zone low grey level emphasis", "glszm",
-       "SmallAreaLowGrayLevelEmphasis"),
-    _f("HW1V", GLSZM, "Small zone high grey level emphasis", "glszm",
-       "SmallAreaHighGrayLevelEmphasis"),
-    _f("YH51", GLSZM, "Large zone low grey level emphasis", "glszm",
-       "LargeAreaLowGrayLevelEmphasis"),
-    _f("J17V", GLSZM, "Large zone high grey level emphasis", "glszm",
-       "LargeAreaHighGrayLevelEmphasis"),
+    _f(
+        "5RAI",
+        GLSZM,
+        "Small zone low grey level emphasis",
+        "glszm",
+        "SmallAreaLowGrayLevelEmphasis",
+    ),
+    _f(
+        "HW1V",
+        GLSZM,
+        "Small zone high grey level emphasis",
+        "glszm",
+        "SmallAreaHighGrayLevelEmphasis",
+    ),
+    _f(
+        "YH51",
+        GLSZM,
+        "Large zone low grey level emphasis",
+        "glszm",
+        "LargeAreaLowGrayLevelEmphasis",
+    ),
+    _f(
+        "J17V",
+        GLSZM,
+        "Large zone high grey level emphasis",
+        "glszm",
+        "LargeAreaHighGrayLevelEmphasis",
+    ),
     _f("JNSA", GLSZM, "Grey level non-uniformity", "glszm", "GrayLevelNonUniformity"),
-    _f("Y1RO", GLSZM, "Normalised grey level non-uniformity", "glszm",
-       "GrayLevelNonUniformityNormalized"),
+    _f(
+        "Y1RO",
+        GLSZM,
+        "Normalised grey level non-uniformity",
+        "glszm",
+        "GrayLevelNonUniformityNormalized",
+    ),
     _f("4JP3", GLSZM, "Zone size non-uniformity", "glszm", "SizeZoneNonUniformity"),
-    _f("VB3A", GLSZM, "Normalised zone size non-uniformity", "glszm",
-       "SizeZoneNonUniformityNormalized"),
+    _f(
+        "VB3A",
+        GLSZM,
+        "Normalised zone size non-uniformity",
+        "glszm",
+        "SizeZoneNonUniformityNormalized",
+    ),
     _f("P30P", GLSZM, "Zone percentage", "glszm", "ZonePercentage"),
     _f("BYLV", GLSZM, "Grey level variance", "glszm", "GrayLevelVariance"),
     _f("3NSA", GLSZM, "Zone size variance", "glszm", "ZoneVariance"),
@@ -282,27 +420,76 @@ IBSI_FEATURES: tuple[IBSIFeature, ...] = (
     # --- NGLDM (pyradiomics GLDM, gldm_a = 0) ---
     _f("SODN", NGLDM, "Low dependence emphasis", "gldm", "SmallDependenceEmphasis", note=_NGLDM),
     _f("IMOQ", NGLDM, "High dependence emphasis", "gldm", "LargeDependenceEmphasis", note=_NGLDM),
-    _f("TL9H", NGLDM, "Low grey level count emphasis", "gldm", "LowGrayLevelEmphasis",
-       note=_NGLDM),
-    _f("OAE7", NGLDM, "High grey level count emphasis", "gldm", "HighGrayLevelEmphasis",
-       note=_NGLDM),
-    _f("EQ3F", NGLDM, "Low dependence low grey level emphasis", "gldm",
-       "SmallDependenceLowGrayLevelEmphasis", note=_NGLDM),
-    _f("JA6D", NGLDM, "Low dependence high grey level emphasis", "gldm",
-       "SmallDependenceHighGrayLevelEmphasis", note=_NGLDM),
-    _f("NBZI", NGLDM, "High dependence low grey level emphasis", "gldm",
-       "LargeDependenceLowGrayLevelEmphasis", note=_NGLDM),
-    _f("9QMG", NGLDM, "High dependence high grey level emphasis", "gldm",
-       "LargeDependenceHighGrayLevelEmphasis", note=_NGLDM),
-    _f("FP8K", NGLDM, "Grey level non-uniformity", "gldm", "GrayLevelNonUniformity",
-       note=_NGLDM),
-    _f("5SPA", NGLDM, "Normalised grey level non-uniformity", "firstorder", "Uniformity",
-       "corrected", "equal to the discretised intensity uniformity (pyradiomics deprecated "
-       "its GLDM GrayLevelNonUniformityNormalized for that reason)"),
-    _f("Z87G", NGLDM, "Dependence count non-uniformity", "gldm", "DependenceNonUniformity",
-       note=_NGLDM),
-    _f("OKJI", NGLDM, "Normalised dependence count non-uniformity", "gldm",
-       "DependenceNonUniformityNormalized", note=_NGLDM),
+    _f("TL9H", NGLDM, "Low grey level count emphasis", "gldm", "LowGrayLevelEmphasis", note=_NGLDM),
+    _f(
+        "OAE7",
+        NGLDM,
+        "High grey level count emphasis",
+        "gldm",
+        "HighGrayLevelEmphasis",
+        note=_NGLDM,
+    ),
+    _f(
+        "EQ3F",
+        NGLDM,
+        "Low dependence low grey level emphasis",
+        "gldm",
+        "SmallDependenceLowGrayLevelEmphasis",
+        note=_NGLDM,
+    ),
+    _f(
+        "JA6D",
+        NGLDM,
+        "Low dependence high grey level emphasis",
+        "gldm",
+        "SmallDependenceHighGrayLevelEmphasis",
+        note=_NGLDM,
+    ),
+    _f(
+        "NBZI",
+        NGLDM,
+        "High dependence low grey level emphasis",
+        "gldm",
+        "LargeDependenceLowGrayLevelEmphasis",
+        note=_NGLDM,
+    ),
+    _f(
+        "9QMG",
+        NGLDM,
+        "High dependence high grey level emphasis",
+        "gldm",
+        "LargeDependenceHighGrayLevelEmphasis",
+        note=_NGLDM,
+    ),
+    _f("FP8K", NGLDM, "Grey level non-uniformity", "gldm", "GrayLevelNonUniformity", note=_NGLDM),
+    _f(
+        "5SPA",
+        NGLDM,
+        "Normalised grey level non-uniformity",
+        "firstorder",
+        "Uniformity",
+        "corrected",
+        "equal to the discretised intensity uniformity (pyradiomics deprecated "
+        "its GLDM GrayLevelNonUniformityNormalized for that reason)",
+        _identity,
+        "gldm",
+    ),
+    _f(
+        "Z87G",
+        NGLDM,
+        "Dependence count non-uniformity",
+        "gldm",
+        "DependenceNonUniformity",
+        note=_NGLDM,
+    ),
+    _f(
+        "OKJI",
+        NGLDM,
+        "Normalised dependence count non-uniformity",
+        "gldm",
+        "DependenceNonUniformityNormalized",
+        note=_NGLDM,
+    ),
     _f("1PFV", NGLDM, "Grey level variance", "gldm", "GrayLevelVariance", note=_NGLDM),
     _f("DNX2", NGLDM, "Dependence count variance", "gldm", "DependenceVariance", note=_NGLDM),
     _f("FCBV", NGLDM, "Dependence count entropy", "gldm", "DependenceEntropy", note=_NGLDM),
@@ -387,7 +574,9 @@ def to_ibsi(
     features
         pyradiomics output (``original_glcm_Contrast`` ...) or hybridrad columns
         (``rad__<seq>__<region>__original__glcm__Contrast``) of one region; diagnostics
-        and unmapped features are ignored.
+        and unmapped features are ignored, except the ROI voxel count
+        (``diagnostics_Mask-interpolated_VoxelNum`` or ``diagnostics_Mask-original_VoxelNum``)
+        that the PCA axis-length correction needs.
     force2d, weighting_norm
         The pyradiomics settings the features were computed with; they determine the IBSI
         aggregation reported for texture features (:func:`pyradiomics_aggregation`).
@@ -404,11 +593,18 @@ def to_ibsi(
     Examples
     --------
     >>> out = to_ibsi({"original_firstorder_Kurtosis": 2.645, "original_glcm_Contrast": 5.3})
-    >>> out[["ibsi_code", "aggregation", "value", "status"]].to_string(index=False)
-    'ibsi_code  aggregation  value    status\\n     IPH6               -0.355 corrected\\n     ACUI 3D, averaged  5.300     agree'
+    >>> out["ibsi_code"].tolist(), out["aggregation"].tolist(), out["status"].tolist()
+    (['IPH6', 'ACUI'], ['', '3D, averaged'], ['corrected', 'agree'])
+    >>> round(float(out["value"].iloc[0]), 3)
+    -0.355
     """
     values: dict[tuple[str, str], float] = {}
+    voxel_count: float | None = None
     for key, value in features.items():
+        if key.endswith(("diagnostics_Mask-interpolated_VoxelNum", "Mask-original_VoxelNum")):
+            if voxel_count is None or "interpolated" in key:
+                voxel_count = float(value)  # type: ignore[arg-type]
+            continue
         parsed = _parse_key(key)
         if parsed is None or parsed[0] != image_type:
             continue
@@ -421,19 +617,25 @@ def to_ibsi(
         raw = values.get((feat.pyrad_class, feat.pyrad_feature))
         if raw is None:
             continue
+        value, status, note = feat.transform(raw), feat.status, feat.note
+        if feat.code in _AXIS_CODES:
+            if voxel_count is not None and voxel_count > 1:
+                value = raw * math.sqrt(voxel_count / (voxel_count - 1))
+            else:
+                status = "deviates"
         rows.append(
             {
                 "ibsi_code": feat.code,
                 "family": feat.family,
                 "feature": feat.name,
                 "aggregation": pyradiomics_aggregation(
-                    feat.pyrad_class, force2d=force2d, weighting_norm=weighting_norm
+                    feat.aggregation_class, force2d=force2d, weighting_norm=weighting_norm
                 ),
-                "value": feat.transform(raw),
+                "value": value,
                 "pyradiomics": feat.pyrad_key,
                 "pyradiomics_value": raw,
-                "status": feat.status,
-                "note": feat.note,
+                "status": status,
+                "note": note,
             }
         )
     columns = [
@@ -481,7 +683,7 @@ def printed_tolerance(reference: float, digits: int = 3) -> float:
     if reference == 0 or not math.isfinite(reference):
         return 5e-4
     exponent = math.floor(math.log10(abs(reference))) - (digits - 1)
-    return float(0.5 * 10.0 ** min(exponent, 0) if abs(reference) < 10**digits else 0.5 * 10.0**exponent)
+    return float(0.5 * 10.0**exponent)
 
 
 def within_reference(
@@ -595,3 +797,276 @@ def ibsi_resample(
     out_mask = sitk.GetImageFromArray((pv >= mask_threshold).astype(np.uint8))
     out_mask.CopyInformation(img)
     return out_img, out_mask
+
+
+def combined_resegment_range(
+    image: sitk.Image, mask: sitk.Image, absolute: tuple[float, float], n_sigma: float = 3.0
+) -> tuple[float, float]:
+    """One absolute range equivalent to IBSI range re-segmentation then outlier filtering.
+
+    pyradiomics applies either an absolute or a sigma re-segmentation; IBSI configuration
+    E applies both. The outlier bounds (mean +/- ``n_sigma`` SD) are computed on all ROI
+    voxels, as in the IBSI reference (its re-segmented minimum, -743 HU, is mean - 3 SD
+    of the interpolated ROI); computing them after the range step gives a narrower range.
+
+    Parameters
+    ----------
+    image, mask
+        Image and ROI mask (after interpolation).
+    absolute
+        The IBSI range re-segmentation interval.
+    n_sigma
+        Outlier-filter width in standard deviations.
+
+    Returns
+    -------
+    tuple of float
+        The intersection of ``absolute`` with mean +/- ``n_sigma`` SD.
+    """
+    arr = sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) > 0]
+    arr = arr.astype(float)
+    mu, sd = float(arr.mean()), float(arr.std())
+    return max(absolute[0], mu - n_sigma * sd), min(absolute[1], mu + n_sigma * sd)
+
+
+def extract_ibsi(
+    image: sitk.Image,
+    mask: sitk.Image,
+    params: Mapping[str, object],
+    *,
+    merged: bool = True,
+    outlier_sigma: float | None = None,
+    classes: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Run pyradiomics IBSI-style and return :func:`to_ibsi` rows for all aggregations.
+
+    Intensities are rounded to integers (IBSI CT convention). When ``params`` asks for
+    resampling (``resampledPixelSpacing``), it is done by :func:`ibsi_resample` instead
+    (``sitkBSpline`` -> tricubic spline, otherwise linear), and pyradiomics runs with
+    resampling off.
+
+    Parameters
+    ----------
+    image, mask
+        Image and ROI mask (label given by the config's ``label``, default 1).
+    params
+        pyradiomics parameters (e.g. ``RadiomicsConfig.load("ibsi_ct_C").params``).
+    merged
+        Also compute GLCM/GLRLM with ``weightingNorm: no_weighting`` (IBSI ``merged``).
+    outlier_sigma
+        If set, narrow ``resegmentRange`` by a ``outlier_sigma``-SD outlier filter computed
+        after the range re-segmentation (:func:`combined_resegment_range`).
+    classes
+        Restrict to these pyradiomics feature classes (runtime).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`to_ibsi` rows, one per IBSI code and aggregation.
+    """
+    import copy
+
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    p: dict[str, object] = copy.deepcopy(dict(params))
+    setting = dict(p.get("setting") or {})  # type: ignore[call-overload]
+    label = int(setting.get("label", 1))
+    mask = sitk.Cast(mask == label, sitk.sitkUInt8)
+    arr = np.round(sitk.GetArrayFromImage(image).astype(np.float64)).astype(np.float32)
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(image)
+    spacing = setting.pop("resampledPixelSpacing", None)
+    interp = setting.pop("interpolator", None)
+    if spacing:
+        kind: Literal["linear", "bspline"] = "bspline" if interp == "sitkBSpline" else "linear"
+        img, mask = ibsi_resample(img, mask, list(spacing), interpolator=kind)
+    setting["label"] = 1
+    if outlier_sigma is not None:
+        lo, hi = setting["resegmentRange"]
+        setting["resegmentRange"] = list(
+            combined_resegment_range(img, mask, (lo, hi), outlier_sigma)
+        )
+    force2d = bool(setting.get("force2D", False))
+    fc = dict(p.get("featureClass") or {})  # type: ignore[call-overload]
+    if classes is not None:
+        fc = {k: v for k, v in fc.items() if k in classes}
+    p["setting"], p["featureClass"] = setting, fc
+    frames = [to_ibsi(RadiomicsFeatureExtractor(p).execute(img, mask), force2d=force2d)]
+    directional = {k: v for k, v in fc.items() if k in _TEXTURE_DIRECTIONAL}
+    if merged and directional:
+        pm = {
+            **p,
+            "setting": {**setting, "weightingNorm": "no_weighting"},
+            "featureClass": directional,
+        }
+        out = RadiomicsFeatureExtractor(pm).execute(img, mask)
+        frames.append(to_ibsi(out, force2d=force2d, weighting_norm="no_weighting"))
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["ibsi_code", "aggregation"])
+
+
+# --- the IBSI 1 benchmark (digital phantom, CT phantom configurations A-E) ------------
+
+_C_BIN_ORIGIN = (
+    "fixed bin size origin: pyradiomics numbers FBS bins from the bin of the ROI minimum "
+    "(floor(min/25)*25 = -950 HU after interpolation), IBSI from the re-segmentation lower "
+    "bound (-1000 HU), so every grey-level index is 2 lower; features weighted by the "
+    "grey-level value deviate (no pyradiomics setting moves the bin origin)"
+)
+_C_CODES = (
+    "60VM ZGXS QWB0 V3SW G3QZ HTZT GD3A IVPO 3KUM XMSY 5GN9 5RAI HW1V YH51 J17V NQ30 "
+    "TL9H OAE7 EQ3F JA6D NBZI 9QMG"
+).split()
+
+#: Configuration-specific deviations (IBSI code -> reason) found on the IBSI 1 benchmark.
+CONFIG_DEVIATIONS: dict[str, dict[str, str]] = {
+    "digital_phantom": {},
+    "A": {},
+    "B": {},
+    "C": dict.fromkeys(_C_CODES, _C_BIN_ORIGIN),
+    "D": {},
+    "E": {},
+}
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """How one IBSI 1 data set is computed with pyradiomics.
+
+    Parameters
+    ----------
+    name
+        ``digital_phantom`` or ``A``-``E`` (the ``config`` column of the reference table).
+    preset
+        Shipped radiomics preset (``configs/radiomics/<preset>.yaml``).
+    phantom
+        Folder under the IBSI data directory holding ``nifti/{image,mask}/*.nii.gz``.
+    outlier_sigma
+        Extra outlier filter (configuration E), see :func:`extract_ibsi`.
+    with_2d
+        Also compute the texture classes with ``force2D`` (the ``2.5D`` aggregations of
+        the digital phantom).
+    """
+
+    name: str
+    preset: str
+    phantom: str
+    outlier_sigma: float | None = None
+    with_2d: bool = False
+
+
+_CT = "ibsi_1_ct_radiomics_phantom"
+#: The IBSI 1 data sets pyradiomics is checked against.
+BENCHMARK_CONFIGS: tuple[BenchmarkConfig, ...] = (
+    BenchmarkConfig("digital_phantom", "ibsi", "ibsi_1_digital_phantom", with_2d=True),
+    BenchmarkConfig("A", "ibsi_ct_A", _CT),
+    BenchmarkConfig("B", "ibsi_ct_B", _CT),
+    BenchmarkConfig("C", "ibsi_ct_C", _CT),
+    BenchmarkConfig("D", "ibsi_ct_D", _CT),
+    BenchmarkConfig("E", "ibsi_ct_E", _CT, outlier_sigma=3.0),
+)
+
+
+def _first_nifti(folder: Path) -> Path:
+    files = sorted(folder.glob("*.nii*"))
+    if not files:
+        raise FileNotFoundError(f"no NIfTI file in {folder}")
+    return files[0]
+
+
+def run_benchmark_config(ibsi_dir: Path, config: BenchmarkConfig) -> pd.DataFrame:
+    """Compute one IBSI 1 data set with pyradiomics; :func:`to_ibsi` rows.
+
+    Parameters
+    ----------
+    ibsi_dir
+        The IBSI reference-data folder (``<reference data>/ibsi``).
+    config
+        Which data set (:data:`BENCHMARK_CONFIGS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (IBSI code, aggregation) computed.
+    """
+    from hybridrad.features.radiomics import RadiomicsConfig
+
+    root = Path(ibsi_dir) / config.phantom / "nifti"
+    image = sitk.ReadImage(str(_first_nifti(root / "image")))
+    mask = sitk.ReadImage(str(_first_nifti(root / "mask")))
+    params = RadiomicsConfig.load(config.preset).params
+    frames = [extract_ibsi(image, mask, params, outlier_sigma=config.outlier_sigma)]
+    if config.with_2d:
+        p2 = {**params, "setting": {**params["setting"], "force2D": True}}
+        frames.append(
+            extract_ibsi(
+                image, mask, p2, classes=("firstorder", *_TEXTURE_DIRECTIONAL, *_TEXTURE_SINGLE)
+            )
+        )
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["ibsi_code", "aggregation"])
+
+
+def load_reference(ibsi_dir: Path) -> pd.DataFrame:
+    """The IBSI 1 long reference table, ``aggregation`` NaN replaced by ``""``."""
+    path = Path(ibsi_dir) / "ibsi_1_reference_values" / "ibsi_1_reference_values_long.csv"
+    ref = pd.read_csv(path)
+    ref["aggregation"] = ref["aggregation"].fillna("")
+    return ref
+
+
+def compare_with_reference(
+    measured: pd.DataFrame, reference: pd.DataFrame, config: str
+) -> pd.DataFrame:
+    """Every IBSI reference row of ``config`` with the pyradiomics value and a verdict.
+
+    Parameters
+    ----------
+    measured
+        :func:`run_benchmark_config` output.
+    reference
+        :func:`load_reference` output.
+    config
+        ``digital_phantom`` or ``A``-``E``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Reference columns plus ``measured``, ``pyradiomics``, ``match`` (bool or NA) and
+        ``verdict``: ``agree``, ``corrected`` (matches after a documented correction),
+        ``deviates`` (with ``reason``), ``no reference``, ``aggregation not available``
+        (pyradiomics computes the feature, but not with this aggregation) or ``not
+        computed`` (pyradiomics has no such feature).
+    """
+    ref = reference[reference["config"] == config]
+    meas = measured.rename(columns={"value": "measured", "status": "map_status"})
+    cols = ["ibsi_code", "aggregation", "measured", "pyradiomics", "map_status", "note"]
+    out = ref.merge(meas[cols], on=["ibsi_code", "aggregation"], how="left")
+    known = CONFIG_DEVIATIONS.get(config, {})
+    mapped_codes = {f.code for f in IBSI_FEATURES}
+    verdicts, reasons, matches = [], [], []
+    for row in out.itertuples(index=False):
+        reason = ""
+        match: bool | None = None
+        if pd.isna(row.measured):
+            verdict = (
+                "aggregation not available" if row.ibsi_code in mapped_codes else "not computed"
+            )
+        elif pd.isna(row.value):
+            verdict = "no reference"
+        else:
+            tol = None if pd.isna(row.tolerance) or config == "digital_phantom" else row.tolerance
+            match = within_reference(float(row.measured), float(row.value), tol)
+            if match:
+                verdict = str(row.map_status)
+                reason = str(row.note) if verdict == "corrected" else ""
+            else:
+                verdict = "deviates"
+                reason = known.get(row.ibsi_code) or (
+                    str(row.note) if row.map_status == "deviates" else "unexplained"
+                )
+        verdicts.append(verdict)
+        reasons.append(reason)
+        matches.append(match)
+    out["match"] = matches
+    out["verdict"] = verdicts
+    out["reason"] = reasons
+    return out.drop(columns=["map_status", "note"])
