@@ -276,10 +276,15 @@ class RadiomicsTask:
         return sum(p.stat().st_size for p in paths if p is not None and p.is_file())
 
     def __call__(self, case: Case) -> CaseOutput:
-        cid = case.case_id
         with stage("read"):
             mask = case.read_mask()
             images = {s: case.read(s) for s in self.sequences}
+        output = self.extract(case.case_id, images, mask)
+        output.diagnostics.update({f"sha256__{k}": v for k, v in self.input_hashes(case).items()})
+        return output
+
+    def extract(self, cid: str, images: Mapping[str, sitk.Image], mask: sitk.Image) -> CaseOutput:
+        """Features of already loaded images (one per sequence) and their label mask."""
         with stage("check"):
             region_masks = self._check(cid, images, mask)
         features: dict[str, float] = {}
@@ -287,7 +292,6 @@ class RadiomicsTask:
             "config_name": Path(self.config.name).name,
             "config_hash": self.config.hash,
             **{f"versions__{k}": v for k, v in library_versions(RADIOMICS_PACKAGES).items()},
-            **{f"sha256__{k}": v for k, v in self.input_hashes(case).items()},
         }
         for region, rmask in region_masks.items():
             diagnostics[f"voxels__{region}"] = int(
