@@ -369,6 +369,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    """hybridrad's messages at INFO (DEBUG with -vv, WARNING with -q); other libraries'
+    at WARNING unless -vv. pyradiomics' own stderr handler is left to itself."""
+    ours = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    theirs = logging.DEBUG if verbose > 1 else logging.WARNING
+
+    def keep(record: logging.LogRecord) -> bool:
+        level = ours if record.name.startswith("hybridrad") else theirs
+        return record.levelno >= level
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(keep)
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_hybridrad", False)]
+    handler._hybridrad = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(min(ours, theirs))
+    logging.getLogger("radiomics").propagate = False  # it prints through its own handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -377,8 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.verbose, args.quiet)
     handler: Handler = args.func
     try:
         return handler(args)
