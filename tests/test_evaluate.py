@@ -132,6 +132,15 @@ def test_nested_cv_outputs_and_tuning() -> None:
     assert (counts == len(X)).all()
     assert len(result.risk_groups) == 2
     assert (result.risk_groups["hazard_ratio"] > 1).all()
+    # outer folds in parallel processes give the same numbers
+    parallel = nested_cv(
+        pipe,
+        X,
+        y,
+        param_grid={"model__penalizer": [0.01, 1.0]},
+        settings=CVSettings(**{**FAST.__dict__, "n_jobs": 2}),
+    )
+    pd.testing.assert_frame_equal(parallel.folds, result.folds)
 
 
 def test_comparison_table_same_folds_and_negative_control() -> None:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold
 
@@ -50,7 +51,8 @@ class CVSettings:
     """Cross-validation settings (all recorded with the results).
 
     ``times``: horizons for time-dependent AUC, Brier score and calibration (default:
-    the 25th, 50th and 75th percentiles of the observed event times).
+    the 25th, 50th and 75th percentiles of the observed event times). ``n_jobs``: outer
+    folds fitted in parallel (joblib processes); results do not depend on it.
     """
 
     outer_splits: int = 5
@@ -60,6 +62,7 @@ class CVSettings:
     n_boot: int = 200
     times: tuple[float, ...] | None = None
     risk_cutoff: str | float = "median"
+    n_jobs: int = 1
 
     def __post_init__(self) -> None:
         if self.outer_splits < 2 or self.inner_splits < 2 or self.outer_repeats < 1:
@@ -247,6 +250,65 @@ def _auc(y: np.ndarray, score: np.ndarray, classes: np.ndarray) -> float:
     return float(roc_auc_score(y, score, multi_class="ovr", average="macro", labels=classes))
 
 
+def _outer_fold(
+    i: int,
+    tr: np.ndarray,
+    te: np.ndarray,
+    estimator: BaseEstimator,
+    param_grid: Mapping[str, Sequence[Any]] | None,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    strata: np.ndarray,
+    task: Task,
+    times: np.ndarray,
+    settings: CVSettings,
+    scoring: Any,
+) -> dict[str, Any]:
+    """Fit on one outer training fold (tuning inside) and evaluate on its test fold."""
+    repeat, fold = divmod(i, settings.outer_splits)
+    X_tr, X_te, y_tr, y_te = X.iloc[tr], X.iloc[te], y[tr], y[te]
+    model = _fit(
+        estimator, param_grid, X_tr, y_tr, strata[tr], settings, settings.random_state + i, scoring
+    )
+    out: dict[str, Any] = {"repeat": repeat}
+    if task == "survival":
+        row, risk, groups = _survival_fold(model, X_tr, y_tr, X_te, y_te, times, settings)
+        out["predictions"] = pd.DataFrame(
+            {"case_id": X_te.index, "repeat": repeat, "fold": fold, "risk": risk, "group": groups}
+        )
+        out["groups"] = pd.Series(groups, index=X_te.index)
+        out["boot"] = (y_te, risk)
+        out["n_final"] = _final_n_features(model)
+        out["train_events"] = int(y_tr["event"].sum())
+    else:
+        row, scores, pred = _classification_fold(model, X_tr, y_tr, X_te, y_te)
+        frame = pd.DataFrame(
+            {
+                "case_id": X_te.index,
+                "repeat": repeat,
+                "fold": fold,
+                "label": y_te,
+                "predicted": pred,
+            }
+        )
+        classes = np.asarray(model.classes_)
+        cols = [f"p_{classes[1]}"] if scores.shape[1] == 1 else [f"p_{c}" for c in classes]
+        for j, c in enumerate(cols):
+            frame[c] = scores[:, j]
+        out["predictions"] = frame
+        out["boot"] = (y_te, scores[:, 0] if scores.shape[1] == 1 else scores, classes)
+    best = model.best_params_ if isinstance(model, GridSearchCV) else {}
+    out["row"] = {
+        "repeat": repeat,
+        "fold": fold,
+        "n_train": len(tr),
+        "n_test": len(te),
+        **row,
+        "best_params": json.dumps(best, default=str),
+    }
+    return out
+
+
 def nested_cv(
     estimator: BaseEstimator,
     X: pd.DataFrame,
@@ -304,74 +366,31 @@ def nested_cv(
     boot_inputs: list[tuple[Any, ...]] = []
     groups_by_repeat: dict[int, pd.Series] = {}
     warned_epv = False
-    for i, (tr, te) in enumerate(outer.split(np.zeros(len(strata)), strata)):
-        repeat, fold = divmod(i, settings.outer_splits)
-        X_tr, X_te, y_tr, y_te = X.iloc[tr], X.iloc[te], y_arr[tr], y_arr[te]
-        model = _fit(
-            estimator,
-            param_grid,
-            X_tr,
-            y_tr,
-            strata[tr],
-            settings,
-            settings.random_state + i,
-            scoring,
+    splits = list(enumerate(outer.split(np.zeros(len(strata)), strata)))
+    jobs = [
+        delayed(_outer_fold)(
+            i, tr, te, estimator, param_grid, X, y_arr, strata, task, times, settings, scoring
         )
+        for i, (tr, te) in splits
+    ]
+    outcomes = Parallel(n_jobs=settings.n_jobs)(jobs)
+    for out in outcomes:
+        repeat = out["repeat"]
+        pred_rows.append(out["predictions"])
+        boot_inputs.append(out["boot"])
+        fold_rows.append(out["row"])
         if task == "survival":
-            row, risk, groups = _survival_fold(model, X_tr, y_tr, X_te, y_te, times, settings)
             groups_by_repeat.setdefault(repeat, pd.Series(dtype=object))
-            groups_by_repeat[repeat] = pd.concat(
-                [groups_by_repeat[repeat], pd.Series(groups, index=X_te.index)]
-            )
-            pred_rows.append(
-                pd.DataFrame(
-                    {
-                        "case_id": X_te.index,
-                        "repeat": repeat,
-                        "fold": fold,
-                        "risk": risk,
-                        "group": groups,
-                    }
-                )
-            )
-            boot_inputs.append((y_te, risk))
-            n_final = _final_n_features(model)
-            if not warned_epv and n_final and int(y_tr["event"].sum()) / n_final < 10:
+            groups_by_repeat[repeat] = pd.concat([groups_by_repeat[repeat], out["groups"]])
+            n_final, events = out["n_final"], out["train_events"]
+            if not warned_epv and n_final and events / n_final < 10:
                 warnings.warn(
-                    f"outer fold {i}: {int(y_tr['event'].sum())} training events for "
-                    f"{n_final} model variables (< 10 per variable)",
+                    f"outer fold {out['row']['fold']} (repeat {repeat}): {events} training "
+                    f"events for {n_final} model variables (< 10 per variable)",
                     LowEventsPerVariableWarning,
                     stacklevel=2,
                 )
                 warned_epv = True
-        else:
-            row, scores, pred = _classification_fold(model, X_tr, y_tr, X_te, y_te)
-            frame = pd.DataFrame(
-                {
-                    "case_id": X_te.index,
-                    "repeat": repeat,
-                    "fold": fold,
-                    "label": y_te,
-                    "predicted": pred,
-                }
-            )
-            classes = np.asarray(model.classes_)
-            cols = [f"p_{classes[1]}"] if scores.shape[1] == 1 else [f"p_{c}" for c in classes]
-            for j, c in enumerate(cols):
-                frame[c] = scores[:, j]
-            pred_rows.append(frame)
-            boot_inputs.append((y_te, scores[:, 0] if scores.shape[1] == 1 else scores, classes))
-        best = model.best_params_ if isinstance(model, GridSearchCV) else {}
-        fold_rows.append(
-            {
-                "repeat": repeat,
-                "fold": fold,
-                "n_train": len(tr),
-                "n_test": len(te),
-                **row,
-                "best_params": json.dumps(best, default=str),
-            }
-        )
     folds = pd.DataFrame(fold_rows)
     predictions = pd.concat(pred_rows, ignore_index=True)
     summary = _summary(folds, boot_inputs, task, settings)

@@ -86,6 +86,7 @@ class StudyConfig:
     seed: int = 0
     n_boot: int = 200
     times: tuple[float, ...] | None = None
+    n_jobs: int = 1
 
     def __post_init__(self) -> None:
         if self.model not in SURVIVAL_MODELS + CLASSIFIERS:
@@ -144,6 +145,7 @@ class StudyConfig:
             random_state=self.seed,
             n_boot=self.n_boot,
             times=self.times,
+            n_jobs=self.n_jobs,
         )
 
 
