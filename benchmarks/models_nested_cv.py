@@ -73,7 +73,7 @@ def bench_scale() -> None:
     print(f"  speed-up with 2 processes: {times[1] / times[2]:.2f}x")
 
 
-def bench_lgg(cache: Path, deep: Path | None) -> None:
+def bench_lgg(cache: Path, deep: Path | None, targets: str = "idh,codel,os") -> None:
     from hybridrad.datasets.discover import discover_lgg_tcga
     from hybridrad.datasets.reference import reference_data_dir
     from hybridrad.features import extract_radiomics
@@ -102,7 +102,7 @@ def bench_lgg(cache: Path, deep: Path | None) -> None:
     common = dict(
         feature_sets=sets, outer_repeats=5, n_boot=500, screen_k=(5, 10), prescreen_k=100, n_jobs=2
     )
-    for name, target, model in (
+    for key, name, target, model in (
         (
             "IDH (mutant vs wild-type)",
             class_target(clin, "idh", list(X.index)).to_numpy(),
@@ -113,8 +113,15 @@ def bench_lgg(cache: Path, deep: Path | None) -> None:
             class_target(clin, "codeletion_1p19q", list(X.index)).to_numpy(),
             "logistic",
         ),
-        ("overall survival", survival_target(clin, "os_months", "death", list(X.index)), "cox"),
+        (
+            "os",
+            "overall survival",
+            survival_target(clin, "os_months", "death", list(X.index)),
+            "cox",
+        ),
     ):
+        if key not in targets.split(","):
+            continue
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -129,6 +136,7 @@ def main() -> None:
     parser.add_argument("--only-lgg", action="store_true", help="skip the scale benchmark")
     parser.add_argument("--deep", type=Path, help="deep-feature table for lgg-tcga")
     parser.add_argument("--cache", type=Path, help="cache folder (default: temporary)")
+    parser.add_argument("--targets", default="idh,codel,os", help="lgg targets to evaluate")
     args = parser.parse_args()
     if not args.only_lgg:
         bench_scale()
@@ -136,7 +144,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cache = args.cache or Path(tmp)
             cache.mkdir(parents=True, exist_ok=True)
-            bench_lgg(cache, args.deep)
+            bench_lgg(cache, args.deep, args.targets)
 
 
 if __name__ == "__main__":

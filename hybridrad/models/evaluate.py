@@ -193,7 +193,11 @@ def _survival_fold(
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     risk_te = np.asarray(model.predict(X_te), float)
     risk_tr = np.asarray(model.predict(X_tr), float)
-    row: dict[str, float] = {"harrell_c": M.harrell_c(y_te, risk_te)}
+    row: dict[str, float] = {"harrell_c": float("nan")}
+    # a small test fold may hold no comparable pair (e.g. one event, the last time):
+    # the fold's C is then undefined (NaN) and left out of the mean
+    with contextlib.suppress(ValueError):
+        row["harrell_c"] = M.harrell_c(y_te, risk_te)
     tau = float(y_tr["time"][y_tr["event"]].max())
     try:
         row["uno_c"] = M.uno_c(y_tr, y_te, risk_te, tau=min(tau, float(y_te["time"].max())))
