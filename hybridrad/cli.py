@@ -424,6 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="predictions CSV")
     p.set_defaults(func=_cmd_predict)
 
+    from hybridrad.segment.cli import add_parsers as add_segment_parsers
+
+    add_segment_parsers(sub)
+
     p = sub.add_parser("discover", help="write a manifest for a known dataset layout")
     p.add_argument(
         "layout",

@@ -1,0 +1,169 @@
+"""Command-line subcommands ``seg-train``, ``segment`` and ``seg-eval``.
+
+Wire them into the main parser with :func:`add_parsers`; each handler returns the exit
+status (0 success, 1 some case failed or an input problem was reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from hybridrad.errors import HybridradError
+
+
+def _split(text: str | None) -> list[str] | None:
+    items = [t.strip() for t in text.split(",") if t.strip()] if text else []
+    return items or None
+
+
+def _cohort(args: argparse.Namespace) -> Any:
+    from hybridrad.io.manifest import Cohort
+
+    return Cohort.from_csv(args.manifest, sequences=_split(args.sequences), label_map=args.labels)
+
+
+def cmd_seg_train(args: argparse.Namespace) -> int:
+    """``hybridrad seg-train MANIFEST --config C --out MODEL_DIR``."""
+    from hybridrad.segment.config import SegConfig
+    from hybridrad.segment.train import train_model
+
+    try:
+        cohort = _cohort(args)
+        config = SegConfig.load(args.config)
+        if args.epochs is not None:
+            config.training.epochs = args.epochs
+        val = None
+        if args.val_manifest:
+            from hybridrad.io.manifest import Cohort
+
+            val = Cohort.from_csv(
+                args.val_manifest, sequences=cohort.sequences, label_map=cohort.label_map
+            )
+        meta = train_model(
+            cohort,
+            args.out,
+            config,
+            val_cohort=val,
+            resume=args.resume,
+            device=args.device,
+            progress=not args.no_progress,
+            max_minutes=args.max_minutes,
+        )
+    except HybridradError as exc:
+        print(f"error: {exc}")
+        return 1
+    m = meta["metrics"]
+    print(
+        f"model -> {args.out}: best validation Dice {m['val_dice_mean']:.3f} "
+        f"{json.dumps({k: round(v, 3) for k, v in m['val_dice'].items()})} at epoch "
+        f"{m['best_epoch']}/{m['epochs_run']} ({m['train_seconds']:.0f} s on {m['device']})"
+    )
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """``hybridrad segment MANIFEST [--model MODEL_DIR] --out DIR``."""
+    from hybridrad.segment.infer import segment_cohort
+    from hybridrad.segment.model import load_model
+
+    try:
+        cohort = _cohort(args)
+        model_cfg = load_model(args.model).config
+        inference = model_cfg.inference
+        if args.tta:
+            inference.tta = True
+        if args.sw_batch_size is not None:
+            inference.sw_batch_size = args.sw_batch_size
+        if args.no_crop:
+            inference.crop_foreground = False
+        result, manifest = segment_cohort(
+            cohort,
+            args.out,
+            model_dir=args.model,
+            inference=inference,
+            device=args.device,
+            jobs=args.jobs,
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
+        )
+    except HybridradError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(
+        f"{len(result.features)} masks -> {Path(args.out) / 'masks'}; manifest {manifest} "
+        f"({result.n_cached} from cache, {result.n_computed} computed, "
+        f"{len(result.failures)} failed, {result.seconds:.1f} s)"
+    )
+    for row in result.failures.itertuples(index=False):
+        print(f"  {row.case_id} [{row.stage}] {row.exception}: {row.message}")
+    return 0 if result.ok else 1
+
+
+def cmd_seg_eval(args: argparse.Namespace) -> int:
+    """``hybridrad seg-eval MANIFEST --pred DIR``."""
+    from hybridrad.segment.evaluate import evaluate_masks, summarise
+
+    try:
+        cohort = _cohort(args)
+        out = Path(args.out) if args.out else Path(args.pred) / "evaluation.csv"
+        overlays = None if args.no_overlays else out.parent / "overlays"
+        table = evaluate_masks(cohort, args.pred, overlay_dir=overlays)
+    except HybridradError as exc:
+        print(f"error: {exc}")
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    summary = summarise(table)
+    print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"per-case table -> {out}" + (f"; overlays -> {overlays}" if overlays else ""))
+    return 0
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``seg-train``, ``segment`` and ``seg-eval`` on an argparse subparsers object.
+
+    Parameters
+    ----------
+    subparsers
+        The object returned by ``ArgumentParser.add_subparsers()``.
+    """
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("manifest", type=Path, help="cohort manifest CSV")
+        p.add_argument("--labels", default="brats", help="label map preset or YAML (brats)")
+        p.add_argument("--sequences", help="comma-separated sequence columns (default: all)")
+
+    p = subparsers.add_parser("seg-train", help="train a MONAI segmentation model")
+    common(p)
+    p.add_argument("--config", type=Path, help="segmentation config YAML (default settings)")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--val-manifest", type=Path, help="validation manifest (default: a split)")
+    p.add_argument("--epochs", type=int, help="override training.epochs")
+    p.add_argument("--max-minutes", type=float, help="stop after this wall-clock budget")
+    p.add_argument("--resume", action="store_true", help="continue from MODEL_DIR/checkpoint.pt")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_seg_train)
+
+    p = subparsers.add_parser("segment", help="predict tumour masks for a manifest")
+    common(p)
+    p.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--sw-batch-size", type=int, help="windows per network call")
+    p.add_argument("--no-crop", action="store_true", help="do not crop to the foreground")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--cache-dir", type=Path, help="per-case result cache")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_segment)
+
+    p = subparsers.add_parser("seg-eval", help="Dice/HD95/volume error of predicted masks")
+    common(p)
+    p.add_argument("--pred", type=Path, required=True, help="output folder of `segment`")
+    p.add_argument("--out", type=Path, help="CSV table (default PRED/evaluation.csv)")
+    p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    p.set_defaults(func=cmd_seg_eval)
