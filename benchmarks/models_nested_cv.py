@@ -104,11 +104,13 @@ def bench_lgg(cache: Path, deep: Path | None, targets: str = "idh,codel,os") -> 
     )
     for key, name, target, model in (
         (
+            "idh",
             "IDH (mutant vs wild-type)",
             class_target(clin, "idh", list(X.index)).to_numpy(),
             "logistic",
         ),
         (
+            "codel",
             "1p/19q codeletion",
             class_target(clin, "codeletion_1p19q", list(X.index)).to_numpy(),
             "logistic",
