@@ -2,7 +2,9 @@
 
 A pipeline puts every learning step inside the cross-validation folds:
 block selection -> (ComBat) -> imputation -> near-zero-variance filter -> scaling ->
-(ICC filter) -> correlation filter -> univariate screening -> model.
+(ICC filter) -> univariate pre-screen -> correlation filter -> univariate screening ->
+model. Clinical covariates (the ``clin`` block) skip the three selection steps: they are
+forced into the model, as in a clinical + imaging signature.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ def build_pipeline(
         BlockSelector,
         CorrelationFilter,
         ICCFilter,
+        KeepBlocks,
         NearZeroVarianceFilter,
         UnivariateCoxSelector,
     )
@@ -201,9 +204,9 @@ def build_pipeline(
     pre_k = min(config.prescreen_k, n_features) if n_features else config.prescreen_k
     grid: dict[str, list[Any]] = {}
     if task == "survival":
-        steps.append(("prescreen", UnivariateCoxSelector(k=max(pre_k, ks[-1]))))
-        steps.append(("corr", CorrelationFilter(threshold=config.correlation_threshold)))
-        steps.append(("screen", UnivariateCoxSelector(k=ks[0])))
+        steps.append(("prescreen", KeepBlocks(UnivariateCoxSelector(k=max(pre_k, ks[-1])))))
+        steps.append(("corr", KeepBlocks(CorrelationFilter(config.correlation_threshold))))
+        steps.append(("screen", KeepBlocks(UnivariateCoxSelector(k=ks[0]))))
         model: Any
         if config.model == "coxnet":
             model = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.1], fit_baseline_model=True)
@@ -223,9 +226,9 @@ def build_pipeline(
             )
             grid["model__max_features"] = ["sqrt", 0.3]
     else:
-        steps.append(("prescreen", SelectKBest(f_classif, k=max(pre_k, ks[-1]))))
-        steps.append(("corr", CorrelationFilter(threshold=config.correlation_threshold)))
-        steps.append(("screen", SelectKBest(f_classif, k=ks[0])))
+        steps.append(("prescreen", KeepBlocks(SelectKBest(f_classif, k=max(pre_k, ks[-1])))))
+        steps.append(("corr", KeepBlocks(CorrelationFilter(config.correlation_threshold))))
+        steps.append(("screen", KeepBlocks(SelectKBest(f_classif, k=ks[0]))))
         if config.model == "logistic":
             model = LogisticRegression(solver="saga", l1_ratio=0.5, C=0.3, max_iter=5000)
             grid["model__C"] = [0.1, 1.0]
@@ -233,9 +236,9 @@ def build_pipeline(
             model = XGBLabelClassifier(n_estimators=200, learning_rate=0.05, max_depth=2)
             grid["model__max_depth"] = [1, 2]
     if len(ks) > 1:
-        grid["screen__k"] = ks
+        grid["screen__selector__k"] = ks
     steps.append(("model", model))
-    return Pipeline(steps), grid
+    return Pipeline(steps).set_output(transform="pandas"), grid
 
 
 def compare_feature_sets(

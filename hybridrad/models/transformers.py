@@ -1387,3 +1387,58 @@ class BlockPCA(TransformerMixin, BaseEstimator):
             return pd.concat([rest, comps], axis=1)
         rest_arr = np.asarray(X)[:, ~self.block_mask_]
         return np.hstack([rest_arr.astype(np.float64), scores])
+
+
+class KeepBlocks(_ColumnSubsetTransformer):
+    """Apply a column selector to some blocks while always keeping others.
+
+    Clinical covariates are usually forced into a hybrid model rather than screened
+    against thousands of imaging features: ``KeepBlocks(UnivariateCoxSelector(k=10))``
+    screens every column except the ``clin`` block, which always passes.
+
+    Parameters
+    ----------
+    selector : estimator with ``get_support``
+        Fitted (a clone) on the columns outside ``blocks``.
+    blocks : sequence of str, default=("clin",)
+        Blocks kept unconditionally.
+
+    Attributes
+    ----------
+    selector_ : estimator
+        The fitted clone (absent when every column is kept).
+    support_ : numpy.ndarray of bool
+        Kept input columns.
+    """
+
+    def __init__(self, selector: Any, blocks: Sequence[str] = ("clin",)) -> None:
+        self.selector = selector
+        self.blocks = blocks
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> KeepBlocks:
+        """Fit the selector on the other blocks; keep ``blocks`` as they are.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Namespaced columns (``<block>__...``).
+        y : array-like or None
+            Passed to the selector.
+
+        Returns
+        -------
+        KeepBlocks
+        """
+        from sklearn.base import clone
+
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("KeepBlocks needs a DataFrame with namespaced column names")
+        validate_data(self, X, dtype=None, ensure_all_finite=False, skip_check_array=True)
+        keep = np.array([str(c).split("__", 1)[0] in set(self.blocks) for c in X.columns])
+        support = keep.copy()
+        others = X.columns[~keep]
+        if len(others):
+            self.selector_ = clone(self.selector).fit(X[others], y)
+            support[np.flatnonzero(~keep)[self.selector_.get_support()]] = True
+        self.support_ = support
+        return self
