@@ -427,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hybridrad.segment.cli import add_parsers as add_segment_parsers
 
     add_segment_parsers(sub)
+    from hybridrad.features.deep_cli import add_parsers as add_deep_parsers
+
+    add_deep_parsers(sub)
 
     p = sub.add_parser("discover", help="write a manifest for a known dataset layout")
     p.add_argument(

@@ -1,0 +1,944 @@
+"""Deep features: ROI-centred 3D patches through a pretrained encoder, pooled per stage.
+
+For every case, a patch of ``size`` voxels at ``spacing`` mm is resampled (SimpleITK,
+linear for images, nearest for the mask; world-axis aligned, i.e. LPS) around the
+centre of the ROI's bounding box, normalised, and passed through an encoder
+(:mod:`hybridrad.features.encoders`). Each selected stage is pooled over the ROI
+(*masked global average pooling*: the ROI mask is area-downsampled to the stage's grid
+and used as weights; an ROI that vanishes at a coarse stage falls back to the plain
+mean) or over the whole patch; several stages are concatenated (multi-stage pooling).
+
+Columns: ``deep__<encoder>__<stage>__<index>`` with a zero-padded index, e.g.
+``deep__segresnet__enc4__0017``; with per-sequence passes the sequence is appended to
+the encoder name (``deep__fmcib-flair__layer4__0001``). The weights' sha256, the patch
+geometry and any warning go to the diagnostics table.
+
+Edge cases (documented behaviour):
+
+- the patch is centred on the ROI's bounding box; where its axes and spacing equal the
+  image's, its origin snaps onto the image's voxel grid (voxels are copied, not
+  interpolated: a sub-voxel shift would blur fine texture differently per case);
+- an ROI at the image border: the part of the patch outside the image is padded (the
+  raw background value 0, i.e. ``-1024`` HU for CT scaling) and
+  ``patch__outside_fraction`` says how much;
+- an ROI larger than the patch field of view: ``oversize="fit"`` (default) coarsens the
+  spacing isotropically until the ROI (plus ``margin_mm``) fits, ``oversize="crop"``
+  keeps the spacing and centre-crops; either way ``patch__warning`` says so;
+- a patch whose channel count differs from the encoder's input channels raises
+  :class:`~hybridrad.features.encoders.EncoderChannelError` naming both and the fix.
+
+The same per-case task runs on the cohort runner (cache, resume, failures, Dask) and in
+the batched path of :func:`extract_deep`, which feeds a DataLoader with worker processes
+and writes the same per-case cache entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+from hybridrad.errors import EmptyROIError
+from hybridrad.features.run import (
+    CaseOutput,
+    CohortResult,
+    ResultCache,
+    _init_worker,
+    run_cohort,
+    stage,
+)
+from hybridrad.io.manifest import Case, Cohort
+from hybridrad.provenance import canonical_json, file_sha256, library_versions
+
+if TYPE_CHECKING:
+    import torch
+
+    from hybridrad.features.encoders import Encoder
+
+log = logging.getLogger(__name__)
+
+PREFIX = "deep"
+SEP = "__"
+INSTALL_HINT = "pip install 'hybridrad[deep]'"
+DEEP_PACKAGES = ("hybridrad", "torch", "monai", "SimpleITK", "numpy")
+Normalisation = Literal["zscore", "ct", "none"]
+Oversize = Literal["fit", "crop"]
+Pooling = Literal["masked", "mean"]
+_F32 = npt.NDArray[np.float32]
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    """Versions that can change a deep feature (looked up once per process)."""
+    return library_versions(DEEP_PACKAGES)
+
+
+def require_torch() -> Any:
+    """Import torch (and check MONAI), or raise an ImportError naming the extra."""
+    try:
+        import monai  # noqa: F401
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"deep features need PyTorch and MONAI ({exc.name} is missing): {INSTALL_HINT}"
+        ) from exc
+    return torch
+
+
+def column_name(encoder: str, stage_name: str, index: int, width: int = 4) -> str:
+    """Column of one pooled feature.
+
+    Examples
+    --------
+    >>> column_name("segresnet", "enc4", 17)
+    'deep__segresnet__enc4__0017'
+    """
+    return SEP.join((PREFIX, encoder, stage_name, f"{index:0{width}d}"))
+
+
+# --- patches --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """How the ROI-centred input patch is built.
+
+    Parameters
+    ----------
+    size
+        Patch size in voxels (x, y, z).
+    spacing
+        Patch spacing in mm (x, y, z).
+    sequences
+        Sequences in channel order (empty: the cohort's, or the encoder's).
+    normalisation
+        ``zscore`` (per sequence over the image's non-zero voxels; zeros stay zero, as
+        MONAI ``NormalizeIntensity(nonzero=True)``), ``ct`` (``(HU + 1024) / 3072``
+        clipped to [0, 1], FMCIB) or ``none``.
+    mask_channel
+        Append the ROI mask as an extra input channel.
+    per_sequence
+        Pass each sequence separately through a one-channel encoder (features per
+        sequence) instead of stacking sequences as channels.
+    region
+        Label-map region used as ROI (``None``: every non-zero mask voxel).
+    oversize
+        ROI larger than the field of view: ``fit`` (coarser spacing) or ``crop``.
+    margin_mm
+        Context kept around the ROI when fitting.
+    """
+
+    size: tuple[int, int, int] = (32, 32, 32)
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    sequences: tuple[str, ...] = ()
+    normalisation: Normalisation = "zscore"
+    mask_channel: bool = False
+    per_sequence: bool = False
+    region: str | None = None
+    oversize: Oversize = "fit"
+    margin_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        size = tuple(int(v) for v in _triple(self.size))
+        spacing = tuple(float(v) for v in _triple(self.spacing))
+        if min(size) < 4 or min(spacing) <= 0:
+            raise ValueError(f"patch size {size} must be >= 4 and spacing {spacing} > 0")
+        if self.normalisation not in ("zscore", "ct", "none"):
+            raise ValueError(f"normalisation {self.normalisation!r}: use zscore, ct or none")
+        if self.oversize not in ("fit", "crop"):
+            raise ValueError(f"oversize {self.oversize!r}: use fit or crop")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "sequences", tuple(self.sequences))
+
+    @property
+    def channels_per_pass(self) -> int:
+        """Input channels of one encoder pass."""
+        n = 1 if self.per_sequence else len(self.sequences)
+        return n + int(self.mask_channel)
+
+    def channel_names(self) -> list[str]:
+        """Names of the channels of one pass."""
+        names = ["<sequence>"] if self.per_sequence else list(self.sequences)
+        return names + (["mask"] if self.mask_channel else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _triple(value: Any) -> tuple[Any, Any, Any]:
+    if isinstance(value, (int, float)):
+        return (value, value, value)
+    vals = tuple(value)
+    if len(vals) == 1:
+        return (vals[0], vals[0], vals[0])
+    if len(vals) != 3:
+        raise ValueError(f"expected 1 or 3 values, got {vals}")
+    return (vals[0], vals[1], vals[2])
+
+
+@dataclass
+class Patch:
+    """An extracted patch: ``image`` ``(C, x, y, z)``, ``roi`` ``(x, y, z)``, diagnostics."""
+
+    image: _F32
+    roi: _F32
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def roi_array(mask: sitk.Image, values: Sequence[int] | None) -> npt.NDArray[np.uint8]:
+    """The ROI as a ``uint8`` image array (``values``: mask labels; ``None``: non-zero)."""
+    arr = sitk.GetArrayViewFromImage(mask)
+    roi = np.isin(arr, list(values)) if values is not None else arr != 0
+    return roi.astype(np.uint8)
+
+
+def _roi_box(mask: sitk.Image, roi: npt.NDArray[np.uint8]) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and extent (mm, world x y z) of the ROI's bounding box."""
+    idx = np.nonzero(roi)
+    lo = np.array([i.min() for i in idx][::-1], dtype=float) - 0.5  # (x, y, z) index
+    hi = np.array([i.max() for i in idx][::-1], dtype=float) + 0.5
+    corners = np.array(
+        [
+            mask.TransformContinuousIndexToPhysicalPoint(
+                [
+                    float(c)
+                    for c in (lo[0] if a else hi[0], lo[1] if b else hi[1], lo[2] if c else hi[2])
+                ]
+            )
+            for a in (0, 1)
+            for b in (0, 1)
+            for c in (0, 1)
+        ]
+    )
+    return (corners.min(0) + corners.max(0)) / 2, corners.max(0) - corners.min(0)
+
+
+def _snap(origin: np.ndarray, spacing: np.ndarray, reference: sitk.Image) -> np.ndarray:
+    """Shift ``origin`` (< half a voxel) onto ``reference``'s voxel grid when the patch
+    grid and the image grid have the same axes and spacing, so that resampling copies
+    voxels instead of interpolating them (which would blur fine texture by a random
+    sub-voxel shift per case)."""
+    direction = np.asarray(reference.GetDirection()).reshape(3, 3)
+    if not np.allclose(direction, np.eye(3), atol=1e-6) or not np.allclose(
+        spacing, reference.GetSpacing(), rtol=1e-6
+    ):
+        return origin
+    ref_origin = np.asarray(reference.GetOrigin())
+    return ref_origin + np.round((origin - ref_origin) / spacing) * spacing
+
+
+def _zscore_stats(image: sitk.Image) -> tuple[float, float]:
+    arr = sitk.GetArrayViewFromImage(image)
+    vals = arr[arr != 0].astype(np.float64)
+    if vals.size == 0:
+        return 0.0, 1.0
+    sd = float(vals.std())
+    return float(vals.mean()), sd if sd > 0 else 1.0
+
+
+def normalise(arr: _F32, image: sitk.Image, method: Normalisation) -> _F32:
+    """Intensity normalisation of a resampled patch (statistics from the whole image)."""
+    if method == "zscore":
+        mean, sd = _zscore_stats(image)
+        return np.where(arr != 0, (arr - mean) / sd, 0.0).astype(np.float32)
+    if method == "ct":
+        return np.clip((arr + 1024.0) / 3072.0, 0.0, 1.0).astype(np.float32)
+    return arr.astype(np.float32)
+
+
+def extract_patch(
+    images: Mapping[str, sitk.Image],
+    mask: sitk.Image,
+    spec: PatchSpec,
+    values: Sequence[int] | None = None,
+    case_id: str = "",
+) -> Patch:
+    """Resample the ROI-centred patch of every sequence in ``spec.sequences`` and the ROI.
+
+    Parameters
+    ----------
+    images
+        Sequence name -> image (need not share the mask's grid: resampling is in world
+        coordinates).
+    mask
+        Label mask.
+    spec
+        Patch settings.
+    values
+        Mask labels of the ROI (``None``: all non-zero).
+    case_id
+        For messages.
+
+    Returns
+    -------
+    Patch
+        ``image`` ``(len(sequences), x, y, z)`` float32 and ``roi`` ``(x, y, z)``.
+
+    Raises
+    ------
+    EmptyROIError
+        The ROI has no voxel.
+    """
+    roi = roi_array(mask, values)
+    if not roi.any():
+        raise EmptyROIError(
+            f"case {case_id!r}: the ROI ({'labels ' + str(list(values)) if values else 'non-zero'}"
+            " mask voxels) is empty; fix the mask, or choose another --region"
+        )
+    centre, extent = _roi_box(mask, roi)
+    size = np.asarray(spec.size, dtype=float)
+    spacing = np.asarray(spec.spacing, dtype=float)
+    fov = size * spacing
+    need = extent + 2 * spec.margin_mm
+    warning = ""
+    scale = 1.0
+    if np.any(extent > fov):
+        if spec.oversize == "fit":
+            scale = float(np.max(need / fov))
+            spacing = spacing * scale
+            warning = (
+                f"ROI extent {np.round(extent, 1).tolist()} mm exceeds the patch field of view "
+                f"{np.round(fov, 1).tolist()} mm; resampled at {np.round(spacing, 3).tolist()} mm "
+                "to fit (oversize='fit')"
+            )
+        else:
+            warning = (
+                f"ROI extent {np.round(extent, 1).tolist()} mm exceeds the patch field of view "
+                f"{np.round(fov, 1).tolist()} mm; centre-cropped (oversize='crop')"
+            )
+    origin = centre - (size - 1) / 2 * spacing
+    origin = _snap(origin, spacing, mask)
+    isize = [int(v) for v in spec.size]
+
+    def resample(img: sitk.Image, interp: int, default: float, pixel: int) -> _F32:
+        out = sitk.Resample(
+            img,
+            isize,
+            sitk.Transform(),
+            interp,
+            [float(v) for v in origin],
+            [float(v) for v in spacing],
+            [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+            default,
+            pixel,
+        )
+        return sitk.GetArrayFromImage(out).transpose(2, 1, 0).astype(np.float32)
+
+    pad = -1024.0 if spec.normalisation == "ct" else 0.0
+    channels = []
+    for seq in spec.sequences:
+        img = images[seq]
+        raw = resample(img, sitk.sitkLinear, pad, sitk.sitkFloat32)
+        channels.append(normalise(raw, img, spec.normalisation))
+    roi_img = sitk.GetImageFromArray(roi)
+    roi_img.CopyInformation(mask)
+    roi_patch = resample(roi_img, sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)
+    inside = sitk.Image(mask.GetSize(), sitk.sitkUInt8) + 1
+    inside.CopyInformation(mask)
+    inside_patch = resample(inside, sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)
+    roi_vox = int(roi.sum())
+    kept = float(roi_patch.sum() * np.prod(spacing) / (roi_vox * np.prod(mask.GetSpacing())))
+    diag: dict[str, Any] = {
+        "patch__size": list(isize),
+        "patch__spacing_mm": [round(float(v), 4) for v in spacing],
+        "patch__scale": round(scale, 4),
+        "patch__centre_mm": [round(float(v), 2) for v in centre],
+        "patch__roi_extent_mm": [round(float(v), 2) for v in extent],
+        "patch__roi_voxels": roi_vox,
+        "patch__roi_fraction_kept": round(min(kept, 1.0), 4),
+        "patch__outside_fraction": round(float(1.0 - inside_patch.mean()), 4),
+        "patch__warning": warning,
+    }
+    return Patch(
+        np.stack(channels) if channels else np.zeros((0, *isize), np.float32), roi_patch, diag
+    )
+
+
+# --- pooling ------------------------------------------------------------------------------------------
+
+
+def pool_stage(feature: torch.Tensor, roi: torch.Tensor | None) -> torch.Tensor:
+    """Masked (``roi`` given) or plain global average of ``(B, C, *spatial)`` -> ``(B, C)``.
+
+    The ROI ``(B, 1, *patch)`` is area-downsampled to the stage grid and used as weights;
+    where it vanishes the plain mean is used.
+    """
+    torch = require_torch()
+    import torch.nn.functional as F
+
+    feature = feature.float()
+    if feature.ndim == 2:
+        return feature
+    dims = tuple(range(2, feature.ndim))
+    mean = feature.mean(dim=dims)
+    if roi is None:
+        return mean
+    if feature.ndim != 5:  # pragma: no cover - non-3D stage
+        return mean
+    grid = (int(feature.shape[2]), int(feature.shape[3]), int(feature.shape[4]))
+    w = F.adaptive_avg_pool3d(roi.float(), grid)
+    total = w.sum(dim=dims)
+    masked = (feature * w).sum(dim=dims) / total.clamp_min(1e-12)
+    return torch.where(total > 1e-6, masked, mean)
+
+
+# --- the task -----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def torch_settings(threads: int | None, deterministic: bool = True) -> Iterator[None]:
+    """Fixed intra-op threads and deterministic algorithms, restored afterwards."""
+    torch = require_torch()
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        if threads:
+            torch.set_num_threads(int(threads))
+        if deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+
+
+@dataclass
+class DeepFeatureTask:
+    """The per-case deep-feature job (picklable; the encoder is rebuilt per process).
+
+    Parameters
+    ----------
+    encoder
+        Encoder spec string (see :func:`~hybridrad.features.encoders.resolve_encoder`)
+        or an :class:`~hybridrad.features.encoders.Encoder`.
+    patch
+        Patch settings; unset fields (``None`` here) take the encoder's preferences
+        (e.g. 50^3 at 1 mm with CT scaling for FMCIB, the model grid for a
+        segmentation encoder).
+    stages
+        Stages to pool and concatenate (default: the encoder's preference, else all).
+    pooling
+        ``masked`` (ROI-weighted global average) or ``mean`` (whole patch).
+    label_map_regions
+        Region name -> mask labels (the cohort's label map), for ``patch.region``.
+    device
+        ``cpu``, ``cuda`` or ``auto``.
+    threads
+        Intra-op CPU threads while the encoder runs (fixed, for reproducibility).
+    amp
+        bf16 autocast on CUDA (``None``: on when running on CUDA). Ignored on CPU.
+    """
+
+    encoder: Any = None
+    patch: PatchSpec | None = None
+    stages: tuple[str, ...] = ()
+    pooling: Pooling = "masked"
+    label_map_regions: dict[str, list[int]] = field(default_factory=dict)
+    device: str = "cpu"
+    threads: int | None = 1
+    amp: bool | None = None
+    stage_name: str = "deep"
+    _encoder: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        require_torch()
+        from hybridrad.features.encoders import Encoder, resolve_encoder
+
+        enc = resolve_encoder(self.encoder)
+        self._encoder = enc
+        if not isinstance(self.encoder, (Encoder, str)):
+            self.encoder = str(self.encoder) if self.encoder is not None else None
+        prefs = enc.patch
+        base = self.patch or PatchSpec(
+            size=prefs.get("size", (32, 32, 32)),
+            spacing=prefs.get("spacing", (1.0, 1.0, 1.0)),
+            sequences=tuple(prefs.get("sequences") or ()),
+            normalisation=prefs.get("normalisation", "zscore"),
+            mask_channel=bool(prefs.get("mask_channel", False)),
+        )
+        self.patch = base
+        if not self.stages:
+            self.stages = tuple(prefs.get("stages") or enc.stage_names or ())
+        unknown = [s for s in self.stages if enc.stage_names and s not in enc.stage_names]
+        if unknown:
+            raise ValueError(
+                f"encoder {enc.name!r} has no stage(s) {unknown}; its stages are {enc.stage_names}"
+            )
+        if self.pooling not in ("masked", "mean"):
+            raise ValueError(f"pooling {self.pooling!r}: use masked or mean")
+        if base.region is not None and base.region not in self.label_map_regions:
+            raise ValueError(
+                f"region {base.region!r} is not in the label map (regions: "
+                f"{sorted(self.label_map_regions)}); pass the right --labels or --region"
+            )
+        if base.sequences:
+            self.check_channels()
+
+    def with_sequences(self, sequences: Sequence[str]) -> DeepFeatureTask:
+        """This task with ``patch.sequences`` set when it was empty."""
+        assert self.patch is not None
+        if not self.patch.sequences:
+            self.patch = replace(self.patch, sequences=tuple(sequences))
+            self.check_channels()
+        return self
+
+    def check_channels(self) -> None:
+        """Raise :class:`EncoderChannelError` when patch and encoder channels differ."""
+        from hybridrad.features.encoders import EncoderChannelError
+
+        enc, spec = self.encoder_module, self.patch
+        assert spec is not None
+        if enc.in_channels is None or enc.in_channels == spec.channels_per_pass:
+            return
+        want = enc.patch.get("sequences")
+        hint = f"give --sequences {','.join(want)}" if want else "choose --sequences accordingly"
+        fixes = [hint]
+        if enc.in_channels == spec.channels_per_pass + 1 and not spec.mask_channel:
+            fixes.append("add --mask-channel")
+        if enc.in_channels == spec.channels_per_pass - 1 and spec.mask_channel:
+            fixes.append("drop --mask-channel")
+        if enc.in_channels == 1 + int(spec.mask_channel) and not spec.per_sequence:
+            fixes.append("use --per-sequence (one pass per sequence)")
+        fixes.append("or use an encoder built for these channels")
+        raise EncoderChannelError(
+            f"encoder {enc.name!r} expects {enc.in_channels} input channel(s)"
+            + (f" ({', '.join(want)})" if want else "")
+            + f" but the patch has {spec.channels_per_pass} ({', '.join(spec.channel_names())}); "
+            + "; ".join(fixes)
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if isinstance(self.encoder, str) or self.encoder is None:
+            state["_encoder"] = None  # rebuilt lazily in each worker
+        return state
+
+    @property
+    def encoder_module(self) -> Encoder:
+        """The loaded encoder (loaded on first use in each process)."""
+        if self._encoder is None:
+            from hybridrad.features.encoders import resolve_encoder
+
+            self._encoder = resolve_encoder(self.encoder)
+        enc: Encoder = self._encoder
+        return enc
+
+    @property
+    def spec(self) -> PatchSpec:
+        """The patch settings."""
+        assert self.patch is not None
+        return self.patch
+
+    # --- runner protocol -----------------------------------------------------------------------
+
+    def plan(self) -> dict[str, Any]:
+        """Everything besides the input files that determines the output."""
+        enc = self.encoder_module
+        return {
+            "stage": self.stage_name,
+            "encoder": {"name": enc.name, "weights_sha256": enc.weights_sha256, **enc.source},
+            "patch": self.spec.to_dict(),
+            "region_values": self._region_values(),
+            "stages": list(self.stages),
+            "pooling": self.pooling,
+            "precision": "bf16" if self._use_amp(self._device()) else "float32",
+            "versions": dict(_versions()),
+        }
+
+    def input_paths(self, case: Case) -> dict[str, Path | None]:
+        """The files this task reads for ``case``."""
+        files: dict[str, Path | None] = {s: case.images.get(s) for s in self.spec.sequences}
+        files["mask"] = case.mask
+        return files
+
+    def input_hashes(self, case: Case) -> dict[str, str]:
+        """SHA-256 of each input file of ``case`` (missing files are left out)."""
+        files = self.input_paths(case)
+        return {k: file_sha256(p) for k, p in files.items() if p is not None and p.exists()}
+
+    def cache_key(self, case: Case) -> str:
+        """Content-addressed key: input hashes + plan (encoder weights, patch, versions)."""
+        payload = canonical_json({"inputs": self.input_hashes(case), "plan": self.plan()})
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def cost(self, case: Case) -> int:
+        """Relative cost (input bytes), to start the largest cases first."""
+        return sum(p.stat().st_size for p in self.input_paths(case).values() if p and p.is_file())
+
+    def __call__(self, case: Case) -> CaseOutput:
+        patch = self.prepare(case)
+        x, roi = self.batch_tensors([patch])
+        with stage("encode"):
+            features = self.encode(x, roi)[0]
+        return self.output(case, patch, features, path="per-case")
+
+    # --- steps shared by the per-case and the batched paths ------------------------------------------
+
+    def _region_values(self) -> list[int] | None:
+        region = self.spec.region
+        return list(self.label_map_regions[region]) if region is not None else None
+
+    def prepare(self, case: Case) -> Patch:
+        """Read ``case`` and build its normalised patch (numpy; no torch)."""
+        spec = self.spec
+        with stage("read"):
+            mask = case.read_mask()
+            images = {s: case.read(s) for s in spec.sequences}
+        with stage("patch"):
+            return extract_patch(images, mask, spec, self._region_values(), case.case_id)
+
+    def batch_tensors(self, patches: Sequence[Patch]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack patches into the model input ``(B, P, C, x, y, z)`` and ROI ``(B, 1, ...)``.
+
+        ``P`` is the number of passes (1, or one per sequence with ``per_sequence``).
+        """
+        torch = require_torch()
+        spec = self.spec
+        xs = []
+        for p in patches:
+            img, roi = p.image, p.roi[None]
+            if spec.per_sequence:
+                passes = [img[i : i + 1] for i in range(img.shape[0])]
+            else:
+                passes = [img]
+            if spec.mask_channel:
+                passes = [np.concatenate([q, roi]) for q in passes]
+            xs.append(np.stack(passes))
+        x = torch.from_numpy(np.ascontiguousarray(np.stack(xs)))
+        roi_t = torch.from_numpy(np.ascontiguousarray(np.stack([p.roi[None] for p in patches])))
+        return x, roi_t
+
+    def _device(self) -> str:
+        if self.device == "auto":
+            torch = require_torch()
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def _use_amp(self, device: str) -> bool:
+        return device.startswith("cuda") and (self.amp is None or self.amp)
+
+    def encode(self, x: torch.Tensor, roi: torch.Tensor) -> list[dict[str, float]]:
+        """Run the encoder on ``(B, P, C, x, y, z)`` and pool: one feature dict per case."""
+        torch = require_torch()
+        enc = self.encoder_module
+        spec = self.spec
+        device = self._device()
+        cuda = device.startswith("cuda")
+        b, n_pass = x.shape[0], x.shape[1]
+        if enc.in_channels is not None and x.shape[2] != enc.in_channels:
+            self.check_channels()
+        enc.to(device)
+        enc.eval()
+        flat = x.reshape(b * n_pass, *x.shape[2:]).to(device, non_blocking=cuda)
+        rois = roi.to(device, non_blocking=cuda).repeat_interleave(n_pass, dim=0)
+        if cuda:
+            cast(Any, enc).to(memory_format=torch.channels_last_3d)
+            flat = flat.contiguous(memory_format=torch.channels_last_3d)
+        amp = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self._use_amp(device)
+            else contextlib.nullcontext()
+        )
+        with torch_settings(None if cuda else self.threads), torch.inference_mode(), amp:
+            stages = enc(flat)
+            names = enc.stage_names
+            pooled = {
+                name: pool_stage(f, rois if self.pooling == "masked" else None)
+                .float()
+                .reshape(b, n_pass, -1)
+                .cpu()
+                .numpy()
+                .astype(np.float64)
+                for name, f in zip(names, stages, strict=True)
+                if name in self.stages
+            }
+        labels = (
+            [f"{enc.name}-{sanitize(s)}" for s in spec.sequences]
+            if spec.per_sequence
+            else [enc.name]
+        )
+        out: list[dict[str, float]] = [{} for _ in range(b)]
+        for name in self.stages:
+            arr = pooled[name]
+            width = max(4, len(str(arr.shape[2] - 1)))
+            for i in range(b):
+                for k, label in enumerate(labels):
+                    for j, v in enumerate(arr[i, k]):
+                        out[i][column_name(label, name, j, width)] = float(v)
+        return out
+
+    def output(
+        self, case: Case, patch: Patch, features: dict[str, float], *, path: str
+    ) -> CaseOutput:
+        """Assemble the case's features and diagnostics (weights hash, patch, versions)."""
+        enc = self.encoder_module
+        diag: dict[str, Any] = {
+            "encoder": enc.name,
+            "encoder__kind": enc.source.get("kind", ""),
+            "encoder__path": enc.source.get("path", ""),
+            "encoder__weights_sha256": enc.weights_sha256,
+            "encoder__stages": ",".join(self.stages),
+            "pooling": self.pooling,
+            "patch__sequences": ",".join(self.spec.sequences),
+            "patch__normalisation": self.spec.normalisation,
+            "patch__mask_channel": self.spec.mask_channel,
+            "patch__per_sequence": self.spec.per_sequence,
+            "patch__region": self.spec.region or "nonzero",
+            **patch.diagnostics,
+            "deep__path": path,
+            **{f"versions__{k}": v for k, v in _versions().items()},
+            **{f"sha256__{k}": v for k, v in self.input_hashes(case).items()},
+        }
+        return CaseOutput(features=features, diagnostics=diag)
+
+
+def sanitize(name: str) -> str:
+    """Column-safe name (see :func:`hybridrad.features.encoders.sanitize_name`)."""
+    from hybridrad.features.encoders import sanitize_name
+
+    return sanitize_name(name)
+
+
+# --- batched path -------------------------------------------------------------------------------------
+
+
+class _PatchDataset:
+    """Map-style dataset: case index -> (case_id, Patch or the exception it raised)."""
+
+    def __init__(self, task: DeepFeatureTask, cases: Sequence[Case]) -> None:
+        self.task = task
+        self.cases = list(cases)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, i: int) -> tuple[str, Patch | BaseException]:
+        case = self.cases[i]
+        try:
+            return case.case_id, self.task.prepare(case)
+        except Exception as exc:  # reported per case, like the runner does
+            import pickle
+
+            try:
+                pickle.dumps(exc)
+            except Exception:
+                wrapped = RuntimeError(f"{type(exc).__name__}: {exc}")
+                wrapped.hybridrad_stage = getattr(exc, "hybridrad_stage", "prepare")  # type: ignore[attr-defined]
+                return case.case_id, wrapped
+            return case.case_id, exc
+
+
+def _collate(items: list[tuple[str, Patch | BaseException]]) -> list[tuple[str, Any]]:
+    return items
+
+
+def _worker_init(_: int) -> None:
+    _init_worker()
+    torch = require_torch()
+    torch.set_num_threads(1)
+
+
+@dataclass
+class _Precomputed:
+    """Runner task that hands out results computed by the batched path.
+
+    Lets :func:`run_cohort` do the bookkeeping (cache writes, failures table, ordering)
+    for batched results exactly as for per-case ones.
+    """
+
+    task: DeepFeatureTask
+    results: dict[str, CaseOutput | BaseException]
+    keys: dict[str, str]
+    stage_name: str = "deep"
+
+    def __call__(self, case: Case) -> CaseOutput:
+        res = self.results.get(case.case_id)
+        if res is None:
+            return self.task(case)
+        if isinstance(res, BaseException):
+            raise res
+        return res
+
+    def cache_key(self, case: Case) -> str:
+        return self.keys.get(case.case_id) or self.task.cache_key(case)
+
+    def cost(self, case: Case) -> int:
+        return 0
+
+    def plan(self) -> dict[str, Any]:
+        return self.task.plan()
+
+
+def extract_deep(
+    cohort: Cohort,
+    encoder: Any = None,
+    *,
+    patch: PatchSpec | None = None,
+    stages: Sequence[str] | None = None,
+    pooling: Pooling = "masked",
+    batch_size: int = 8,
+    num_workers: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+    amp: bool | None = None,
+    jobs: int = 1,
+    scheduler: Any = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> CohortResult:
+    """Deep features of every case of ``cohort`` (cases need masks).
+
+    Parameters
+    ----------
+    cohort
+        The cases.
+    encoder
+        Encoder spec or :class:`~hybridrad.features.encoders.Encoder` (default: the
+        shipped segmentation model's encoder).
+    patch
+        Patch settings (default: the encoder's preferences, the cohort's sequences).
+    stages, pooling
+        Stages to pool and concatenate; ``masked`` or ``mean`` pooling.
+    batch_size
+        Cases per encoder call. ``1`` (or ``jobs > 1`` / ``scheduler``) runs the
+        per-case task on the cohort runner instead.
+    num_workers
+        DataLoader worker processes reading and resampling cases (batched path).
+    device
+        ``cpu``, ``cuda`` or ``auto``. On CUDA: pinned memory, bf16 autocast
+        (``amp``), channels-last-3d.
+    threads
+        Intra-op CPU threads (default: all of this process's, fixed for the run).
+    jobs, scheduler
+        Per-case path on local processes or a Dask cluster (see :func:`run_cohort`).
+    cache_dir
+        Per-case cache shared by both paths; a rerun recomputes nothing finished.
+    progress
+        Progress bar.
+
+    Returns
+    -------
+    CohortResult
+        Features ``deep__<encoder>__<stage>__<index>``, diagnostics, failures.
+    """
+    start = time.perf_counter()
+    torch = require_torch()
+    regions = {k: list(v) for k, v in cohort.label_map.regions.items()}
+    task = DeepFeatureTask(
+        encoder=encoder,
+        patch=patch,
+        stages=tuple(stages or ()),
+        pooling=pooling,
+        label_map_regions=regions,
+        device=device if (jobs <= 1 and scheduler is None) else "cpu",
+        threads=threads or (1 if jobs > 1 else torch.get_num_threads()),
+        amp=amp,
+    ).with_sequences(cohort.sequences)
+    missing = [s for s in task.spec.sequences if s not in cohort.sequences]
+    if missing:
+        from hybridrad.features.encoders import EncoderChannelError
+
+        raise EncoderChannelError(
+            f"encoder {task.encoder_module.name!r} reads sequence(s) "
+            f"{list(task.spec.sequences)} but the cohort has {list(cohort.sequences)} "
+            f"(missing {missing}); use an encoder built for the cohort's sequences (e.g. "
+            "`hybridrad pretrain` on this cohort, or a 1-channel encoder with --per-sequence), "
+            "or add the missing sequence(s) to the manifest"
+        )
+    if batch_size <= 1 or jobs > 1 or scheduler is not None:
+        return run_cohort(
+            cohort, task, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir, progress=progress
+        )
+    cache = ResultCache(cache_dir) if cache_dir is not None else None
+    keys: dict[str, str] = {}
+    todo: list[Case] = []
+    for case in cohort:
+        if cache is not None:
+            try:
+                keys[case.case_id] = task.cache_key(case)
+            except Exception:
+                todo.append(case)
+                continue
+            if cache.get(keys[case.case_id]) is not None:
+                continue
+        todo.append(case)
+    results = _run_batched(task, todo, batch_size, num_workers, progress)
+    result = run_cohort(cohort, _Precomputed(task, results, keys), cache_dir=cache_dir)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _run_batched(
+    task: DeepFeatureTask,
+    cases: Sequence[Case],
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+) -> dict[str, CaseOutput | BaseException]:
+    """Encode ``cases`` in batches through a DataLoader; per-case outputs or exceptions."""
+    if not cases:
+        return {}
+    torch = require_torch()
+    from torch.utils.data import DataLoader
+
+    by_id = {c.case_id: c for c in cases}
+    cuda = task._device().startswith("cuda")
+    loader: DataLoader[Any] = DataLoader(
+        _PatchDataset(task, cases),  # type: ignore[arg-type]
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=False,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers > 0 else None,
+    )
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(cases), desc=task.stage_name, unit="case", dynamic_ncols=True)
+    results: dict[str, CaseOutput | BaseException] = {}
+    for items in loader:
+        ok = [(cid, p) for cid, p in items if isinstance(p, Patch)]
+        for cid, p in items:
+            if not isinstance(p, Patch):
+                results[cid] = p
+        if ok:
+            start = time.perf_counter()
+            try:
+                x, roi = task.batch_tensors([p for _, p in ok])
+                if cuda:
+                    x, roi = x.pin_memory(), roi.pin_memory()
+                with stage("encode"):
+                    feats = task.encode(x, roi)
+            except Exception as exc:
+                for cid, _ in ok:
+                    results[cid] = exc
+            else:
+                per_case = round((time.perf_counter() - start) / len(ok), 4)
+                for (cid, p), f in zip(ok, feats, strict=True):
+                    out = task.output(by_id[cid], p, f, path=f"batched:{len(ok)}")
+                    out.diagnostics["deep__encode_seconds"] = per_case
+                    results[cid] = out
+        if bar is not None:
+            bar.update(len(items))
+    if bar is not None:
+        bar.close()
+    del torch
+    return results
