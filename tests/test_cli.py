@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -64,12 +65,22 @@ def test_demo_cohort_and_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "oracle C-index" in text and "oracle AUC" in text
     assert main(["demo-cohort", str(out), "--cases", "4"]) == 2  # exists, no --overwrite
     assert "--overwrite" in capsys.readouterr().err
-    cfg = tmp_path / "fast.yaml"
-    cfg.write_text("imageType: {Original: {}}\nfeatureClass: {firstorder: , shape: }\n")
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's main job: segmentation, features and the survival comparison."""
     demo = tmp_path / "demo"
-    args = ["demo", str(demo), "--cases", "3", "--config", str(cfg), "--jobs", "1"]
-    assert main(args) == 0
-    features = pd.read_parquet(demo / "radiomics.parquet")
-    assert features.shape[0] == 3
-    assert "rad__flair__ET__original__firstorder__Mean" in features.columns
-    assert "validation: OK" in capsys.readouterr().out
+    assert main(["demo", str(demo), "--cases", "40", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "validation: OK" in out
+    dice = {k: float(v) for k, v in re.findall(r"(WT|TC|ET) ([0-9.]+)", out)}
+    assert min(dice.values()) > 0.8, dice
+    table = pd.read_csv(demo / "comparison.csv", index_col=0)
+    c = table["harrell_c"]
+    oracle = float(re.search(r"oracle C-index \(true risk\): ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    assert c["hybrid"] >= c["handcrafted"] and c["hybrid"] > c["deep"]
+    assert oracle - 0.1 < c["hybrid"] <= oracle + 0.02
+    assert abs(c["negative control (shuffled labels)"] - 0.5) < 0.1
+    for name in ("radiomics.parquet", "deep.parquet", "segmentation/manifest.csv"):
+        assert (demo / name).is_file(), name
