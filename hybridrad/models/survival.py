@@ -413,10 +413,8 @@ def _xgb_common_params(est: Any) -> dict[str, Any]:
     }
 
 
-class _XGBSurvivalBase(SurvivalAnalysisMixin, BaseEstimator):
-    """Shared hyper-parameters, validation and prediction of the xgboost survival models."""
-
-    _objective: str = ""
+class _XGBParams(BaseEstimator):
+    """The tree-booster hyper-parameters shared by the xgboost estimators."""
 
     def __init__(
         self,
@@ -439,6 +437,12 @@ class _XGBSurvivalBase(SurvivalAnalysisMixin, BaseEstimator):
         self.reg_lambda = reg_lambda
         self.random_state = random_state
         self.n_jobs = n_jobs
+
+
+class _XGBSurvivalBase(SurvivalAnalysisMixin, _XGBParams):
+    """Shared hyper-parameters, validation and prediction of the xgboost survival models."""
+
+    _objective: str = ""
 
     def _booster_params(self) -> dict[str, Any]:
         return {"objective": self._objective, **_xgb_common_params(self)}
@@ -740,7 +744,7 @@ reg_lambda, random_state, n_jobs
 # --- classification -----------------------------------------------------------------------
 
 
-class XGBLabelClassifier(ClassifierMixin, BaseEstimator):
+class XGBLabelClassifier(ClassifierMixin, _XGBParams):
     """xgboost classifier that accepts any class labels (strings included).
 
     :class:`xgboost.XGBClassifier` requires labels ``0 .. K-1``; this wrapper encodes the
@@ -764,28 +768,6 @@ reg_lambda, random_state, n_jobs
     feature_names_in_ : ndarray of str
         Column names seen in ``fit`` (only when ``X`` was a DataFrame).
     """
-
-    def __init__(
-        self,
-        n_estimators: int = 300,
-        learning_rate: float = 0.05,
-        max_depth: int = 3,
-        subsample: float = 0.8,
-        colsample_bytree: float = 0.8,
-        min_child_weight: float = 1.0,
-        reg_lambda: float = 1.0,
-        random_state: int | None = 0,
-        n_jobs: int = 1,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.min_child_weight = min_child_weight
-        self.reg_lambda = reg_lambda
-        self.random_state = random_state
-        self.n_jobs = n_jobs
 
     def fit(self, X: Any, y: Any) -> XGBLabelClassifier:
         """Encode the labels and boost.
