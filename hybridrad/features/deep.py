@@ -54,7 +54,7 @@ from hybridrad.features.run import (
     CaseOutput,
     CohortResult,
     ResultCache,
-    _init_worker,
+    init_worker,
     run_cohort,
     stage,
 )
@@ -747,7 +747,7 @@ def _collate(items: list[tuple[str, Patch | BaseException]]) -> list[tuple[str, 
 
 
 def _worker_init(_: int) -> None:
-    _init_worker()
+    init_worker()
     torch = require_torch()
     torch.set_num_threads(1)
 

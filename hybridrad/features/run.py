@@ -202,7 +202,7 @@ def _peak_rss_mb() -> float:
     return peak / 1024 if os.uname().sysname != "Darwin" else peak / 2**20
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     """One thread per worker process: the pool provides the parallelism."""
     for var in THREAD_ENV:
         os.environ[var] = "1"
@@ -223,7 +223,7 @@ def _iter_local(task: CaseTask, cases: list[Case], jobs: int) -> Iterator[_Outco
     import multiprocessing as mp
 
     ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker) as pool:
         futures = [pool.submit(_run_one, task, case) for case in cases]
         for fut in as_completed(futures):
             yield fut.result()
@@ -240,7 +240,7 @@ def _iter_dask(task: CaseTask, cases: list[Case], scheduler: Any) -> Iterator[_O
     own = not isinstance(scheduler, Client)
     client = Client(scheduler) if own else scheduler
     try:
-        client.run(_init_worker)
+        client.run(init_worker)
         futures = [
             client.submit(_run_one, task, case, pure=False, priority=-i)
             for i, case in enumerate(cases)
