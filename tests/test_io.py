@@ -35,6 +35,54 @@ def test_roundtrip_formats(tmp_path: Path, suffix: str) -> None:
     assert not list(tmp_path.glob(".*tmp*"))  # atomic write left no temp file
 
 
+def test_nifti_gz_fast_read_equals_itk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_image inflates .nii.gz once in Python; the result must be ITK's own reading."""
+    from hybridrad.io import images
+
+    img = sitk.Cast(make_image(shape=(20, 18, 9), spacing=(0.9, 0.8, 2.5)), sitk.sitkFloat32)
+    c, s_ = np.cos(0.3), np.sin(0.3)
+    img.SetDirection((c, -s_, 0.0, s_, c, 0.0, 0.0, 0.0, 1.0))  # oblique
+    img.SetOrigin((-10.0, 5.0, 3.0))
+    path = tmp_path / "obl.nii.gz"
+    sitk.WriteImage(img, str(path))
+    ref = sitk.ReadImage(str(path))
+    for back in (read_image(path), images._read_nifti_gz(path)):
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(ref))
+        assert back.GetPixelID() == ref.GetPixelID()
+        assert back.GetOrigin() == ref.GetOrigin() and back.GetSpacing() == ref.GetSpacing()
+        assert back.GetDirection() == ref.GetDirection()
+        assert {k: back.GetMetaData(k) for k in back.GetMetaDataKeys()} == {
+            k: ref.GetMetaData(k) for k in ref.GetMetaDataKeys()
+        }
+    # a damaged deflate stream (size trailer intact) is a clear error naming the file
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"obl\.nii\.gz.*gzip stream is damaged"):
+        read_image(path)
+    # no scratch space: ITK reads the file itself
+    good = tmp_path / "good.nii.gz"
+    sitk.WriteImage(img, str(good))
+
+    class Full:
+        name = str(tmp_path / "never.nii")
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def write(self, chunk: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(images.tempfile, "NamedTemporaryFile", lambda **kw: Full())
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(read_image(good)), sitk.GetArrayFromImage(ref)
+    )
+
+
 def test_dicom_series_folder(tmp_path: Path) -> None:
     img = make_image(spacing=(0.7, 0.7, 3.0), origin=(1.0, 2.0, 3.0))
     folder = tmp_path / "series"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +98,7 @@ def _check_nifti_complete(path: Path) -> None:
             size = path.stat().st_size
             complete = size >= expected
             actual = f"the file holds {size} bytes"
-    except (OSError, EOFError, struct.error) as exc:
+    except (OSError, EOFError, struct.error, zlib.error) as exc:
         if isinstance(exc, ImageReadError):
             raise
         raise ImageReadError(f"cannot read image {path}: {exc}") from exc
@@ -105,6 +107,48 @@ def _check_nifti_complete(path: Path) -> None:
             f"image {path} is truncated: its header promises {expected} bytes, but "
             f"{actual}. Re-export or re-copy the file."
         )
+
+
+#: Compressed NIfTI files up to this size are decompressed once by Python's zlib before
+#: ITK reads them (see :func:`_read_nifti_gz`); larger ones are handed to ITK directly.
+NIFTI_GZ_FAST_MAX_BYTES = 512 * 1024**2
+
+
+def _scratch_dir() -> str | None:
+    """A memory-backed folder for short-lived files where there is one (else the temp dir)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+def _read_nifti_gz(path: Path) -> sitk.Image:
+    """Read a ``.nii.gz`` by decompressing it once into a scratch ``.nii`` that ITK reads.
+
+    ITK's NIfTI reader inflates a gzip file twice (header pass, then data pass) with a
+    slower inflate than Python's zlib: reading a 64^3 int16 volume took 6.2 ms that way
+    against 3.0 ms here (``benchmarks/deep_throughput.py``). The voxels, geometry and
+    metadata are ITK's own reading of the same bytes.
+    """
+    with tempfile.NamedTemporaryFile(suffix=".nii", dir=_scratch_dir()) as tmp:
+        with gzip.open(path, "rb") as src:
+            while True:
+                try:
+                    chunk = src.read(1 << 20)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise ImageReadError(
+                        f"cannot read image {path}: the gzip stream is damaged ({exc}). "
+                        "Re-export or re-copy the file."
+                    ) from exc
+                if not chunk:
+                    break
+                try:
+                    tmp.write(chunk)
+                except OSError:  # scratch space full: let ITK inflate it itself
+                    return sitk.ReadImage(str(path))
+        try:
+            tmp.flush()
+        except OSError:
+            return sitk.ReadImage(str(path))
+        return sitk.ReadImage(tmp.name, imageIO="NiftiImageIO")
 
 
 def _check_path(path: str | os.PathLike[str]) -> Path:
@@ -174,6 +218,8 @@ def read_image(path: str | os.PathLike[str], *, series_uid: str | None = None) -
             series = sitk.ImageSeriesReader()
             series.SetFileNames(_dicom_files(p, series_uid))
             return series.Execute()
+        if p.name.lower().endswith(".nii.gz") and p.stat().st_size <= NIFTI_GZ_FAST_MAX_BYTES:
+            return _read_nifti_gz(p)
         return sitk.ReadImage(str(p))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
