@@ -227,6 +227,21 @@ def test_masked_pooling_ignores_outside_roi() -> None:
     assert pool_stage(f, roi).item() == pytest.approx(1.0)
     assert pool_stage(f, None).item() == pytest.approx(0.5)
     assert pool_stage(f, torch.zeros_like(roi)).item() == pytest.approx(0.5)  # fallback
+    assert pool_stage(f, roi, std=True).item() == pytest.approx(0.0)  # constant in the ROI
+    assert pool_stage(f, None, std=True).item() == pytest.approx(0.5)  # half 0, half 1
+
+
+def test_masked_std_pooling_equals_numpy_weighted_sd() -> None:
+    """ROI-weighted SD at a stride-2 stage: weights = the ROI's area fraction per cell."""
+    rng = np.random.default_rng(0)
+    f = torch.from_numpy(rng.normal(size=(2, 3, 4, 4, 4)).astype(np.float32))
+    roi = torch.from_numpy((rng.random((2, 1, 8, 8, 8)) < 0.4).astype(np.float32))
+    w = roi.numpy().reshape(2, 1, 4, 2, 4, 2, 4, 2).mean(axis=(3, 5, 7))  # area fractions
+    x = f.numpy()
+    mean = (x * w).sum(axis=(2, 3, 4)) / w.sum(axis=(2, 3, 4))
+    var = ((x - mean[..., None, None, None]) ** 2 * w).sum(axis=(2, 3, 4)) / w.sum(axis=(2, 3, 4))
+    np.testing.assert_allclose(pool_stage(f, roi).numpy(), mean, rtol=1e-5)
+    np.testing.assert_allclose(pool_stage(f, roi, std=True).numpy(), np.sqrt(var), rtol=1e-5)
 
 
 # --- the task on a cohort -------------------------------------------------------------------
@@ -304,6 +319,12 @@ def test_segmentation_encoder_default(tmp_path: Path) -> None:
     cohort = Cohort.from_csv(syn.manifest_path, label_map="brats")
     res = extract_deep(cohort, enc, batch_size=3, device="cpu")
     assert res.ok and "deep__segresnet__enc4__0017" in res.features.columns
+    # segmentation encoders pool ROI mean + SD by default (8 + 16 + 32 + 64 channels)
+    assert "deep__segresnet__enc4-std__0017" in res.features.columns
+    assert res.features.shape[1] == 2 * 120 and res.diagnostics["pooling"].eq("meanstd").all()
+    assert (res.features.filter(like="-std__") >= 0).all().all()
+    plain = extract_deep(cohort, enc, batch_size=3, device="cpu", pooling="masked")
+    assert plain.features.shape[1] == 120
     assert res.diagnostics["encoder__weights_sha256"].nunique() == 1
 
 
@@ -337,8 +358,9 @@ def test_cli_pretrain_then_deep_features(small_cohort: Callable[..., Path], tmp_
     )
     assert args.func(args) == 0
     table = pd.read_parquet(out)
-    assert table.shape == (4, 8 + 16)  # layer1 + layer2
+    assert table.shape == (4, 2 * (8 + 16))  # layer1 + layer2, ROI mean and SD
     assert table.columns[0] == "deep__ssl__layer1__0000"
+    assert "deep__ssl__layer2-std__0015" in table.columns
     assert (tmp_path / "deep.diagnostics.parquet").is_file()
 
 
@@ -352,33 +374,68 @@ def test_cli_reports_bad_encoder(small_cohort: Callable[..., Path], tmp_path: Pa
 # --- signal (slow) ------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_deep_features_carry_subtype_signal(tmp_path: Path) -> None:
-    """60 synthetic cases, 5-fold CV logistic regression on standardized deep features."""
+def _cv_signal(X: np.ndarray, idh_wt: np.ndarray, time: np.ndarray, event: np.ndarray) -> Any:
+    """Repeated 5-fold CV: IDH AUC (L2 logistic) and Harrell's C (ridge Cox) of ``X``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import KFold, RepeatedStratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+    from sksurv.metrics import concordance_index_censored
+    from sksurv.util import Surv
 
+    aucs = []
+    for train, test in RepeatedStratifiedKFold(n_splits=5, n_repeats=5, random_state=0).split(
+        X, idh_wt
+    ):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
+        clf.fit(X[train], idh_wt[train])
+        aucs.append(roc_auc_score(idh_wt[test], clf.predict_proba(X[test])[:, 1]))
+    y = Surv.from_arrays(event.astype(bool), time)
+    cs = []
+    for rep in range(3):
+        risk = np.zeros(len(time))
+        for train, test in KFold(5, shuffle=True, random_state=rep).split(X):
+            cox = make_pipeline(StandardScaler(), CoxPHSurvivalAnalysis(alpha=10.0))
+            risk[test] = cox.fit(X[train], y[train]).predict(X[test])
+        cs.append(concordance_index_censored(event.astype(bool), time, risk)[0])
+    return float(np.mean(aucs)), float(np.mean(cs))
+
+
+@pytest.mark.slow
+def test_deep_features_carry_subtype_signal(tmp_path: Path) -> None:
+    """96 synthetic cases: deep features alone against the oracle (docs/deep_features.md).
+
+    Measured on this cohort (seed 0): segmentation encoder (meanstd pooling) AUC(IDH)
+    0.585, C 0.640; self-supervised encoder (SimCLR, random crops, meanstd) AUC 0.713, C 0.643;
+    oracle AUC 0.911, C 0.818. Chance is 0.5 for both.
+    """
     from hybridrad.datasets.synthetic import make_synthetic_cohort
-    from hybridrad.features.pretrain import PretrainConfig, pretrain
+    from hybridrad.features.pretrain import pretrain
 
-    syn = make_synthetic_cohort(tmp_path / "syn", n_cases=60, seed=0)
+    syn = make_synthetic_cohort(tmp_path / "syn", n_cases=96, seed=0)
     cohort = Cohort.from_csv(syn.manifest_path, label_map="brats")
-    pretrain(cohort, tmp_path / "ssl", config=PretrainConfig(epochs=60), device="cpu")
-    res = extract_deep(cohort, str(tmp_path / "ssl"), batch_size=16, device="cpu")
-    assert res.ok
-    y = syn.truth.loc[res.features.index, "idh_wt"].to_numpy()
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    p = cross_val_predict(model, res.features.to_numpy(), y, cv=cv, method="predict_proba")
-    auc = roc_auc_score(y, p[:, 1])
-    print(f"self-supervised deep features: CV AUC IDH {auc:.3f} (oracle {syn.oracle_auc_idh:.3f})")
-    assert auc > 0.65
-    try:  # reported, not asserted: see docs/deep_features.md
-        seg = extract_deep(cohort, None, batch_size=16, device="cpu")
-    except EncoderError:
-        return
-    p = cross_val_predict(model, seg.features.to_numpy(), y, cv=cv, method="predict_proba")
-    print(f"segmentation-encoder deep features: CV AUC IDH {roc_auc_score(y, p[:, 1]):.3f}")
+    truth = syn.truth.loc[list(cohort.case_ids)]
+    target = (
+        truth["idh_wt"].to_numpy(),
+        truth["os_months"].to_numpy(float),
+        truth["death"].to_numpy(int),
+    )
+    pretrain(cohort, tmp_path / "ssl", device="cpu")
+    found = {}
+    for label, spec in (("self-supervised", str(tmp_path / "ssl")), ("segmentation", None)):
+        try:
+            res = extract_deep(cohort, spec, batch_size=16, device="cpu")
+        except EncoderError:  # no shipped segmentation model
+            continue
+        assert res.ok
+        found[label] = _cv_signal(res.features.loc[truth.index].to_numpy(), *target)
+        print(
+            f"{label} deep features: CV AUC(IDH) {found[label][0]:.3f} (oracle "
+            f"{syn.oracle_auc_idh:.3f}), C {found[label][1]:.3f} (oracle {syn.oracle_cindex:.3f})"
+        )
+    auc, _ = found["self-supervised"]
+    assert auc > 0.63
+    if "segmentation" in found:
+        assert found["segmentation"][1] > 0.6

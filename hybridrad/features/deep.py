@@ -6,10 +6,13 @@ centre of the ROI's bounding box, normalised, and passed through an encoder
 (:mod:`hybridrad.features.encoders`). Each selected stage is pooled over the ROI
 (*masked global average pooling*: the ROI mask is area-downsampled to the stage's grid
 and used as weights; an ROI that vanishes at a coarse stage falls back to the plain
-mean) or over the whole patch; several stages are concatenated (multi-stage pooling).
+mean) or over the whole patch; ``meanstd`` adds the ROI-weighted standard deviation of
+every channel (statistics pooling: how much a filter's response varies inside the
+tumour, i.e. texture energy, which a mean averages away). Several stages are
+concatenated (multi-stage pooling).
 
 Columns: ``deep__<encoder>__<stage>__<index>`` with a zero-padded index, e.g.
-``deep__segresnet__enc4__0017``; with per-sequence passes the sequence is appended to
+``deep__segresnet__enc4__0017`` (standard deviations: ``deep__segresnet__enc4-std__0017``); with per-sequence passes the sequence is appended to
 the encoder name (``deep__fmcib-flair__layer4__0001``). The weights' sha256, the patch
 geometry and any warning go to the diagnostics table.
 
@@ -74,7 +77,10 @@ INSTALL_HINT = "pip install 'hybridrad[deep]'"
 DEEP_PACKAGES = ("hybridrad", "torch", "monai", "SimpleITK", "numpy")
 Normalisation = Literal["zscore", "ct", "none"]
 Oversize = Literal["fit", "crop"]
-Pooling = Literal["masked", "mean"]
+Pooling = Literal["masked", "meanstd", "mean"]
+POOLINGS: tuple[str, ...] = ("masked", "meanstd", "mean")
+#: Suffix of the stage name in the columns of masked standard deviations (``meanstd``).
+STD_SUFFIX = "-std"
 _F32 = npt.NDArray[np.float32]
 
 
@@ -242,11 +248,30 @@ def _snap(origin: np.ndarray, spacing: np.ndarray, reference: sitk.Image) -> np.
 
 def _zscore_stats(image: sitk.Image) -> tuple[float, float]:
     arr = sitk.GetArrayViewFromImage(image)
-    vals = arr[arr != 0].astype(np.float64)
+    vals = arr[arr != 0]
     if vals.size == 0:
         return 0.0, 1.0
-    sd = float(vals.std())
-    return float(vals.mean()), sd if sd > 0 else 1.0
+    mean = float(vals.mean(dtype=np.float64))
+    sd = float(np.sqrt(np.mean(np.square(vals - mean, dtype=np.float64))))
+    return mean, sd if sd > 0 else 1.0
+
+
+def _outside_fraction(
+    reference: sitk.Image, size: Sequence[int], origin: np.ndarray, spacing: np.ndarray
+) -> float:
+    """Fraction of the patch's voxel centres (identity-direction grid) that fall outside
+    ``reference``'s voxels (continuous index outside ``[-0.5, n - 0.5]`` on any axis)."""
+    ref_dir = np.asarray(reference.GetDirection()).reshape(3, 3)
+    ref_sp = np.asarray(reference.GetSpacing())
+    to_index = np.linalg.inv(ref_dir * ref_sp)  # world offset -> continuous index
+    base = to_index @ (origin - np.asarray(reference.GetOrigin()))
+    steps = to_index * spacing  # column a: index change per patch step along axis a
+    inside = np.ones(tuple(int(n) for n in size), dtype=bool)
+    grids = np.meshgrid(*(np.arange(int(n)) for n in size), indexing="ij", sparse=True)
+    for r, n in enumerate(reference.GetSize()):
+        cont = base[r] + sum(steps[r, a] * grids[a] for a in range(3))
+        inside &= (cont >= -0.5) & (cont <= n - 0.5)
+    return float(1.0 - inside.mean())
 
 
 def normalise(arr: _F32, image: sitk.Image, method: Normalisation) -> _F32:
@@ -346,9 +371,6 @@ def extract_patch(
     roi_img = sitk.GetImageFromArray(roi)
     roi_img.CopyInformation(mask)
     roi_patch = resample(roi_img, sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)
-    inside = sitk.Image(mask.GetSize(), sitk.sitkUInt8) + 1
-    inside.CopyInformation(mask)
-    inside_patch = resample(inside, sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)
     roi_vox = int(roi.sum())
     kept = float(roi_patch.sum() * np.prod(spacing) / (roi_vox * np.prod(mask.GetSpacing())))
     diag: dict[str, Any] = {
@@ -359,7 +381,7 @@ def extract_patch(
         "patch__roi_extent_mm": [round(float(v), 2) for v in extent],
         "patch__roi_voxels": roi_vox,
         "patch__roi_fraction_kept": round(min(kept, 1.0), 4),
-        "patch__outside_fraction": round(float(1.0 - inside_patch.mean()), 4),
+        "patch__outside_fraction": round(_outside_fraction(mask, isize, origin, spacing), 4),
         "patch__warning": warning,
     }
     return Patch(
@@ -370,29 +392,34 @@ def extract_patch(
 # --- pooling ------------------------------------------------------------------------------------------
 
 
-def pool_stage(feature: torch.Tensor, roi: torch.Tensor | None) -> torch.Tensor:
+def pool_stage(
+    feature: torch.Tensor, roi: torch.Tensor | None, *, std: bool = False
+) -> torch.Tensor:
     """Masked (``roi`` given) or plain global average of ``(B, C, *spatial)`` -> ``(B, C)``.
 
     The ROI ``(B, 1, *patch)`` is area-downsampled to the stage grid and used as weights;
-    where it vanishes the plain mean is used.
+    where it vanishes the plain mean is used. ``std=True`` returns the (ROI-weighted)
+    standard deviation of every channel instead of its mean.
     """
     torch = require_torch()
     import torch.nn.functional as F
 
     feature = feature.float()
     if feature.ndim == 2:
-        return feature
+        return torch.zeros_like(feature) if std else feature
     dims = tuple(range(2, feature.ndim))
-    mean = feature.mean(dim=dims)
-    if roi is None:
-        return mean
-    if feature.ndim != 5:  # pragma: no cover - non-3D stage
-        return mean
-    grid = (int(feature.shape[2]), int(feature.shape[3]), int(feature.shape[4]))
-    w = F.adaptive_avg_pool3d(roi.float(), grid)
+    if roi is None or feature.ndim != 5:
+        w = torch.ones_like(feature[:, :1])
+    else:
+        grid = (int(feature.shape[2]), int(feature.shape[3]), int(feature.shape[4]))
+        w = F.adaptive_avg_pool3d(roi.float(), grid)
+        w = torch.where(w.sum(dim=dims, keepdim=True) > 1e-6, w, torch.ones_like(w))
     total = w.sum(dim=dims)
-    masked = (feature * w).sum(dim=dims) / total.clamp_min(1e-12)
-    return torch.where(total > 1e-6, masked, mean)
+    mean = (feature * w).sum(dim=dims) / total
+    if not std:
+        return mean
+    centred = feature - mean[(...,) + (None,) * len(dims)]
+    return ((centred * centred * w).sum(dim=dims) / total).sqrt()
 
 
 # --- the task -----------------------------------------------------------------------------------------------
@@ -432,7 +459,9 @@ class DeepFeatureTask:
     stages
         Stages to pool and concatenate (default: the encoder's preference, else all).
     pooling
-        ``masked`` (ROI-weighted global average) or ``mean`` (whole patch).
+        ``masked`` (ROI-weighted global average), ``meanstd`` (ROI-weighted mean and
+        standard deviation) or ``mean`` (whole-patch average); ``None``: the encoder's
+        preference (``meanstd`` for segmentation encoders), else ``masked``.
     label_map_regions
         Region name -> mask labels (the cohort's label map), for ``patch.region``.
     device
@@ -446,7 +475,7 @@ class DeepFeatureTask:
     encoder: Any = None
     patch: PatchSpec | None = None
     stages: tuple[str, ...] = ()
-    pooling: Pooling = "masked"
+    pooling: Pooling | None = None
     label_map_regions: dict[str, list[int]] = field(default_factory=dict)
     device: str = "cpu"
     threads: int | None = 1
@@ -478,8 +507,10 @@ class DeepFeatureTask:
             raise ValueError(
                 f"encoder {enc.name!r} has no stage(s) {unknown}; its stages are {enc.stage_names}"
             )
-        if self.pooling not in ("masked", "mean"):
-            raise ValueError(f"pooling {self.pooling!r}: use masked or mean")
+        if self.pooling is None:
+            self.pooling = cast(Pooling, prefs.get("pooling", "masked"))
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling {self.pooling!r}: use one of {', '.join(POOLINGS)}")
         if base.region is not None and base.region not in self.label_map_regions:
             raise ValueError(
                 f"region {base.region!r} is not in the label map (regions: "
@@ -596,10 +627,13 @@ class DeepFeatureTask:
         """Read ``case`` and build its normalised patch (numpy; no torch)."""
         spec = self.spec
         with stage("read"):
+            hashes = self.input_hashes(case)
             mask = case.read_mask()
             images = {s: case.read(s) for s in spec.sequences}
         with stage("patch"):
-            return extract_patch(images, mask, spec, self._region_values(), case.case_id)
+            patch = extract_patch(images, mask, spec, self._region_values(), case.case_id)
+        patch.diagnostics.update({f"sha256__{k}": v for k, v in hashes.items()})
+        return patch
 
     def batch_tensors(self, patches: Sequence[Patch]) -> tuple[torch.Tensor, torch.Tensor]:
         """Stack patches into the model input ``(B, P, C, x, y, z)`` and ROI ``(B, 1, ...)``.
@@ -655,25 +689,30 @@ class DeepFeatureTask:
         )
         with torch_settings(None if cuda else self.threads), torch.inference_mode(), amp:
             stages = enc(flat)
-            names = enc.stage_names
-            pooled = {
-                name: pool_stage(f, rois if self.pooling == "masked" else None)
-                .float()
-                .reshape(b, n_pass, -1)
-                .cpu()
-                .numpy()
-                .astype(np.float64)
-                for name, f in zip(names, stages, strict=True)
-                if name in self.stages
-            }
+            weights = None if self.pooling == "mean" else rois
+            pooled: dict[str, np.ndarray] = {}
+            for name, f in zip(enc.stage_names, stages, strict=True):
+                if name not in self.stages:
+                    continue
+                kinds = [(name, False)]
+                if self.pooling == "meanstd":
+                    kinds.append((name + STD_SUFFIX, True))
+                for label, std in kinds:
+                    pooled[label] = (
+                        pool_stage(f, weights, std=std)
+                        .float()
+                        .reshape(b, n_pass, -1)
+                        .cpu()
+                        .numpy()
+                        .astype(np.float64)
+                    )
         labels = (
             [f"{enc.name}-{sanitize(s)}" for s in spec.sequences]
             if spec.per_sequence
             else [enc.name]
         )
         out: list[dict[str, float]] = [{} for _ in range(b)]
-        for name in self.stages:
-            arr = pooled[name]
+        for name, arr in pooled.items():
             width = max(4, len(str(arr.shape[2] - 1)))
             for i in range(b):
                 for k, label in enumerate(labels):
@@ -698,10 +737,14 @@ class DeepFeatureTask:
             "patch__mask_channel": self.spec.mask_channel,
             "patch__per_sequence": self.spec.per_sequence,
             "patch__region": self.spec.region or "nonzero",
-            **patch.diagnostics,
+            **{k: v for k, v in patch.diagnostics.items() if not k.startswith("sha256__")},
             "deep__path": path,
+            "deep__threads": self.threads if not self._device().startswith("cuda") else 0,
             **{f"versions__{k}": v for k, v in _versions().items()},
-            **{f"sha256__{k}": v for k, v in self.input_hashes(case).items()},
+            **(
+                {k: v for k, v in patch.diagnostics.items() if k.startswith("sha256__")}
+                or {f"sha256__{k}": v for k, v in self.input_hashes(case).items()}
+            ),
         }
         return CaseOutput(features=features, diagnostics=diag)
 
@@ -711,6 +754,14 @@ def sanitize(name: str) -> str:
     from hybridrad.features.encoders import sanitize_name
 
     return sanitize_name(name)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
 
 
 # --- batched path -------------------------------------------------------------------------------------
@@ -789,9 +840,9 @@ def extract_deep(
     *,
     patch: PatchSpec | None = None,
     stages: Sequence[str] | None = None,
-    pooling: Pooling = "masked",
+    pooling: Pooling | None = None,
     batch_size: int = 8,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     device: str = "auto",
     threads: int | None = None,
     amp: bool | None = None,
@@ -812,17 +863,22 @@ def extract_deep(
     patch
         Patch settings (default: the encoder's preferences, the cohort's sequences).
     stages, pooling
-        Stages to pool and concatenate; ``masked`` or ``mean`` pooling.
+        Stages to pool and concatenate; ``masked``, ``meanstd`` or ``mean`` pooling
+        (``None``: the encoder's preference, see :class:`DeepFeatureTask`).
     batch_size
         Cases per encoder call. ``1`` (or ``jobs > 1`` / ``scheduler``) runs the
         per-case task on the cohort runner instead.
     num_workers
         DataLoader worker processes reading and resampling cases (batched path).
+        ``None``: one per available CPU core, at most 4 (0 on a single core).
     device
         ``cpu``, ``cuda`` or ``auto``. On CUDA: pinned memory, bf16 autocast
         (``amp``), channels-last-3d.
     threads
-        Intra-op CPU threads (default: all of this process's, fixed for the run).
+        Intra-op CPU threads of the encoder, fixed for the run. ``None``: on the batched
+        CPU path, the cores left over by the DataLoader workers (at least 1), so that
+        readers and encoder do not oversubscribe the cores; otherwise all of this
+        process's.
     jobs, scheduler
         Per-case path on local processes or a Dask cluster (see :func:`run_cohort`).
     cache_dir
@@ -838,6 +894,14 @@ def extract_deep(
     start = time.perf_counter()
     torch = require_torch()
     regions = {k: list(v) for k, v in cohort.label_map.regions.items()}
+    batched = batch_size > 1 and jobs <= 1 and scheduler is None
+    cores = available_cores()
+    if num_workers is None:
+        num_workers = min(cores, 4) if batched and cores > 1 else 0
+    if threads is None and jobs > 1:
+        threads = 1
+    elif threads is None and batched and num_workers > 0 and device != "cuda":
+        threads = max(1, cores - num_workers)  # CPU encoder beside the readers
     task = DeepFeatureTask(
         encoder=encoder,
         patch=patch,
@@ -845,7 +909,7 @@ def extract_deep(
         pooling=pooling,
         label_map_regions=regions,
         device=device if (jobs <= 1 and scheduler is None) else "cpu",
-        threads=threads or (1 if jobs > 1 else torch.get_num_threads()),
+        threads=threads or torch.get_num_threads(),
         amp=amp,
     ).with_sequences(cohort.sequences)
     missing = [s for s in task.spec.sequences if s not in cohort.sequences]
@@ -859,7 +923,7 @@ def extract_deep(
             "`hybridrad pretrain` on this cohort, or a 1-channel encoder with --per-sequence), "
             "or add the missing sequence(s) to the manifest"
         )
-    if batch_size <= 1 or jobs > 1 or scheduler is not None:
+    if not batched:
         return run_cohort(
             cohort, task, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir, progress=progress
         )
@@ -935,6 +999,7 @@ def _run_batched(
                 for (cid, p), f in zip(ok, feats, strict=True):
                     out = task.output(by_id[cid], p, f, path=f"batched:{len(ok)}")
                     out.diagnostics["deep__encode_seconds"] = per_case
+                    out.diagnostics["deep__num_workers"] = num_workers
                     results[cid] = out
         if bar is not None:
             bar.update(len(items))

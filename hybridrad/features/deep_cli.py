@@ -109,7 +109,7 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
         "encoder": encoder.describe(),
         "patch": patch.to_dict(),
         "stages": _split(args.stages) or "encoder default",
-        "pooling": args.pooling,
+        "pooling": result.diagnostics["pooling"].iloc[0] if len(result.diagnostics) else None,
         "batch_size": args.batch_size,
         "versions": library_versions(),
     }
@@ -147,6 +147,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             lr=args.lr,
             temperature=args.temperature,
             seed=args.seed,
+            crop_fraction=args.crop_fraction,
             max_minutes=args.max_minutes,
         )
         meta = pretrain(
@@ -197,8 +198,8 @@ def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "deep-features",
         help="deep features of ROI-centred patches from a pretrained 3D encoder",
-        description="Deep features deep__<encoder>__<stage>__<index> (masked global "
-        "average pooling per stage). Encoders: segmentation[:MODEL_DIR] (default: the "
+        description="Deep features deep__<encoder>__<stage>__<index> (ROI-masked global "
+        "pooling per stage). Encoders: segmentation[:MODEL_DIR] (default: the "
         "shipped model), fmcib:WEIGHTS, medicalnet-resnet18:WEIGHTS, resnet50:WEIGHTS, "
         "torchscript:FILE, or an encoder directory from `hybridrad pretrain`.",
     )
@@ -206,7 +207,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--encoder", help="encoder spec (default: segmentation model encoder)")
     p.add_argument("--out", type=Path, required=True, help="features Parquet file")
     p.add_argument("--stages", help="comma-separated stages to pool (default: the encoder's)")
-    p.add_argument("--pooling", choices=["masked", "mean"], default="masked")
+    p.add_argument(
+        "--pooling",
+        choices=["masked", "meanstd", "mean"],
+        help="masked: ROI-weighted mean; meanstd: + ROI-weighted SD per channel; mean: whole "
+        "patch (default: the encoder's, meanstd for segmentation encoders, else masked)",
+    )
     p.add_argument(
         "--mask-channel",
         action=argparse.BooleanOptionalAction,
@@ -216,8 +222,16 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--per-sequence", action="store_true", help="one encoder pass per sequence")
     p.add_argument("--oversize", choices=["fit", "crop"], help="ROI larger than the patch")
     p.add_argument("--batch-size", type=int, default=8, help="cases per encoder call (1: per case)")
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--threads", type=int, help="CPU threads for the encoder (fixed)")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        help="DataLoader worker processes reading cases (default: one per core, at most 4)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the encoder, fixed (default: the cores the readers leave free)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="per-case worker processes")
     p.add_argument("--scheduler", help="Dask scheduler address (per-case path)")
     p.add_argument("--cache-dir", type=Path, help="per-case result cache")
@@ -235,6 +249,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--crop-fraction",
+        type=float,
+        default=0.6,
+        help="each view is a random sub-cube of this fraction of the patch edge (1: none)",
+    )
     p.add_argument("--max-minutes", type=float, help="stop after this wall-clock budget")
     p.add_argument("--mask-channel", action="store_true", help="ROI mask as extra input")
     p.add_argument("--json", action="store_true", help="print the metadata")

@@ -114,7 +114,7 @@ class Encoder(nn.Module):
         sha256 of the weights file (or of the state dict for in-memory encoders).
     patch
         Preferred patch settings (``size``, ``spacing``, ``normalisation``,
-        ``sequences``, ``mask_channel``, ``stages``); any may be left out.
+        ``sequences``, ``mask_channel``, ``stages``, ``pooling``); any may be left out.
     source
         Where the encoder came from (kind and path), for provenance.
     """
@@ -479,6 +479,9 @@ def load_segmentation_encoder(model_dir: str | os.PathLike[str] | None = None) -
             "normalisation": "zscore",
             "sequences": tuple(meta.get("sequences") or ()),
             "mask_channel": False,
+            # ROI mean + SD: the residual stage outputs are near-linear in intensity, so
+            # their ROI means average texture away; the SDs keep it (docs/deep_features.md)
+            "pooling": "meanstd",
         },
         source={"kind": "segmentation", "path": str(folder.resolve())},
     )
