@@ -12,8 +12,9 @@ tumour, i.e. texture energy, which a mean averages away). Several stages are
 concatenated (multi-stage pooling).
 
 Columns: ``deep__<encoder>__<stage>__<index>`` with a zero-padded index, e.g.
-``deep__segresnet__enc4__0017`` (standard deviations: ``deep__segresnet__enc4-std__0017``); with per-sequence passes the sequence is appended to
-the encoder name (``deep__fmcib-flair__layer4__0001``). The weights' sha256, the patch
+``deep__segresnet__enc4__0017`` (standard deviations: ``deep__segresnet__enc4-std__0017``);
+with per-sequence passes the sequence is appended to the encoder name
+(``deep__fmcib-flair__layer4__0001``). The weights' sha256, the patch
 geometry and any warning go to the diagnostics table.
 
 Edge cases (documented behaviour):
@@ -624,7 +625,11 @@ class DeepFeatureTask:
         return list(self.label_map_regions[region]) if region is not None else None
 
     def prepare(self, case: Case) -> Patch:
-        """Read ``case`` and build its normalised patch (numpy; no torch)."""
+        """Read ``case`` and build its normalised patch (numpy; no torch).
+
+        The sha256 of every input file goes into the patch's diagnostics here, so that
+        the batched path hashes in its reader processes.
+        """
         spec = self.spec
         with stage("read"):
             hashes = self.input_hashes(case)
@@ -737,14 +742,10 @@ class DeepFeatureTask:
             "patch__mask_channel": self.spec.mask_channel,
             "patch__per_sequence": self.spec.per_sequence,
             "patch__region": self.spec.region or "nonzero",
-            **{k: v for k, v in patch.diagnostics.items() if not k.startswith("sha256__")},
+            **patch.diagnostics,  # geometry, warnings and the input hashes (from prepare)
             "deep__path": path,
             "deep__threads": self.threads if not self._device().startswith("cuda") else 0,
             **{f"versions__{k}": v for k, v in _versions().items()},
-            **(
-                {k: v for k, v in patch.diagnostics.items() if k.startswith("sha256__")}
-                or {f"sha256__{k}": v for k, v in self.input_hashes(case).items()}
-            ),
         }
         return CaseOutput(features=features, diagnostics=diag)
 
