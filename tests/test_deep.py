@@ -296,6 +296,25 @@ def test_failures_are_reported_per_case(cohort: Cohort, tmp_path: Path) -> None:
     assert res.failures["stage"].tolist() == ["deep:patch"]
 
 
+@pytest.mark.slow
+def test_process_pool_and_dask_cluster_match_batched(cohort: Cohort, tmp_path: Path) -> None:
+    """The per-case task on local processes and on a real Dask LocalCluster (workers
+    rebuild the encoder from its spec) gives the batched path's features."""
+    distributed = pytest.importorskip("distributed")
+    folder = str(tiny_encoder_dir(tmp_path / "enc", n_in=2))
+    batched = extract_deep(cohort, folder, batch_size=4, device="cpu")
+    pooled = extract_deep(cohort, folder, jobs=2, device="cpu")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        on_dask = extract_deep(cohort, folder, scheduler=cluster.scheduler_address, device="cpu")
+    for other in (pooled, on_dask):
+        assert other.ok and other.diagnostics["deep__path"].eq("per-case").all()
+        b = other.features.loc[batched.features.index, batched.features.columns].to_numpy()
+        a = batched.features.to_numpy()
+        assert np.max(np.abs(a - b) / np.maximum(np.abs(b).max(axis=0), 1e-12)) < REL_TOL
+
+
 def test_per_sequence_columns(cohort: Cohort, tmp_path: Path) -> None:
     folder = tiny_encoder_dir(tmp_path / "enc", n_in=1)
     task = DeepFeatureTask(
