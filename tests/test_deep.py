@@ -315,6 +315,20 @@ def test_process_pool_and_dask_cluster_match_batched(cohort: Cohort, tmp_path: P
         assert np.max(np.abs(a - b) / np.maximum(np.abs(b).max(axis=0), 1e-12)) < REL_TOL
 
 
+def _extract_in_child(args: tuple[Cohort, str]) -> int:
+    cohort, folder = args
+    return len(extract_deep(cohort, folder, batch_size=4, device="cpu").features)
+
+
+def test_batched_path_inside_a_daemonic_worker(cohort: Cohort, tmp_path: Path) -> None:
+    """Pool workers may not start processes: the DataLoader then reads in-process."""
+    import multiprocessing as mp
+
+    folder = str(tiny_encoder_dir(tmp_path / "enc", n_in=2))
+    with mp.get_context("fork").Pool(1) as pool:
+        assert pool.map(_extract_in_child, [(cohort, folder)]) == [4]
+
+
 def test_per_sequence_columns(cohort: Cohort, tmp_path: Path) -> None:
     folder = tiny_encoder_dir(tmp_path / "enc", n_in=1)
     task = DeepFeatureTask(

@@ -871,7 +871,8 @@ def extract_deep(
         per-case task on the cohort runner instead.
     num_workers
         DataLoader worker processes reading and resampling cases (batched path).
-        ``None``: one per available CPU core, at most 4 (0 on a single core).
+        ``None``: one per available CPU core, at most 4 (0 on a single core or inside a
+        daemonic process, which may not start children).
     device
         ``cpu``, ``cuda`` or ``auto``. On CUDA: pinned memory, bf16 autocast
         (``amp``), channels-last-3d.
@@ -898,7 +899,10 @@ def extract_deep(
     batched = batch_size > 1 and jobs <= 1 and scheduler is None
     cores = available_cores()
     if num_workers is None:
-        num_workers = min(cores, 4) if batched and cores > 1 else 0
+        import multiprocessing
+
+        daemon = multiprocessing.current_process().daemon  # may not start worker processes
+        num_workers = min(cores, 4) if batched and cores > 1 and not daemon else 0
     if threads is None and jobs > 1:
         threads = 1
     elif threads is None and batched and num_workers > 0 and device != "cuda":
