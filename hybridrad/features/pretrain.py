@@ -46,12 +46,15 @@ DEFAULT_ARCH: dict[str, Any] = {
 
 
 #: Stages pooled by default from a pretrained encoder: the texture-scale ones. On the
-#: 60-case synthetic cohort (seed 0, 60 epochs) layer1+layer2 gave CV AUC(IDH) 0.72,
+#: 60-case synthetic cohort (seed 0, 60 epochs; measured 2026-11-22, before random-crop
+#: views) layer1+layer2 gave CV AUC(IDH) 0.72,
 #: all four stages 0.61: the deep stages of a 32^3 patch mostly encode what tells the
 #: training cases apart (gross shape), the shallow ones texture. ``--stages`` overrides.
 DEFAULT_STAGES = ("layer1", "layer2")
-#: Pooling preferred by pretrained encoders: ROI mean + SD (96 synthetic cases, three
-#: seeds: CV AUC(IDH) 0.63-0.71 against 0.61-0.69 for the ROI mean alone).
+#: Pooling preferred by pretrained encoders: ROI mean + SD. 96 synthetic cases, three
+#: seeds, CV AUC(IDH): 0.63-0.71 against 0.61-0.69 for the ROI mean alone with a quick
+#: L2 logistic; equal (mean 0.69) under the default study pipeline
+#: (``benchmarks/deep_signal.py``).
 DEFAULT_POOLING = "meanstd"
 
 
@@ -71,7 +74,8 @@ class PretrainConfig:
         Each view is a random sub-cube of this fraction of the patch edge (SimCLR's
         random crop: two views then share the tumour's texture, not its exact layout);
         ``1.0``: whole patches, circularly shifted. On 96 synthetic cases, three seeds,
-        0.6 raised the CV AUC(IDH) of the features from 0.49-0.58 to 0.63-0.71.
+        0.6 raised the CV AUC(IDH) of the features from 0.50-0.58 to 0.62-0.77 (mean
+        0.55 -> 0.69; default study pipeline, ``benchmarks/deep_signal.py``).
     max_minutes
         Stop after this wall-clock budget (``None``: run every epoch).
     """
@@ -288,7 +292,7 @@ def pretrain(
         "architecture": arch,
         "patch": {**spec.to_dict(), "stages": list(DEFAULT_STAGES), "pooling": DEFAULT_POOLING},
         "training": {
-            "method": "simclr (NT-Xent); flip/axis-permutation/shift/intensity/noise views",
+            "method": "simclr (NT-Xent); crop/flip/axis-permutation/shift/intensity/noise views",
             **{k: v for k, v in asdict(cfg).items() if k != "arch"},
             "epochs_run": len(history),
             "loss_history": history,
