@@ -321,11 +321,14 @@ def _extract_in_child(args: tuple[Cohort, str]) -> int:
 
 
 def test_batched_path_inside_a_daemonic_worker(cohort: Cohort, tmp_path: Path) -> None:
-    """Pool workers may not start processes: the DataLoader then reads in-process."""
+    """Pool workers may not start processes: the DataLoader then reads in-process.
+
+    The pool is spawned: a forked child of a process whose OpenMP pool has run (torch
+    threads) can crash in its first multi-threaded convolution (seen here: SIGSEGV)."""
     import multiprocessing as mp
 
     folder = str(tiny_encoder_dir(tmp_path / "enc", n_in=2))
-    with mp.get_context("fork").Pool(1) as pool:
+    with mp.get_context("spawn").Pool(1) as pool:
         assert pool.map(_extract_in_child, [(cohort, folder)]) == [4]
 
 
