@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -79,7 +79,7 @@ DEEP_PACKAGES = ("hybridrad", "torch", "monai", "SimpleITK", "numpy")
 Normalisation = Literal["zscore", "ct", "none"]
 Oversize = Literal["fit", "crop"]
 Pooling = Literal["masked", "meanstd", "mean"]
-POOLINGS: tuple[str, ...] = ("masked", "meanstd", "mean")
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 #: Suffix of the stage name in the columns of masked standard deviations (``meanstd``).
 STD_SUFFIX = "-std"
 _F32 = npt.NDArray[np.float32]

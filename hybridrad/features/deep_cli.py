@@ -181,6 +181,7 @@ def add_parsers(subparsers: Any) -> None:
     subparsers
         The object returned by ``ArgumentParser.add_subparsers()``.
     """
+    from hybridrad.features.deep import POOLINGS  # no torch import
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("manifest", type=Path, help="cohort manifest CSV (cases need masks)")
@@ -209,7 +210,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--stages", help="comma-separated stages to pool (default: the encoder's)")
     p.add_argument(
         "--pooling",
-        choices=["masked", "meanstd", "mean"],
+        choices=POOLINGS,
         help="masked: ROI-weighted mean; meanstd: + ROI-weighted SD per channel; mean: whole "
         "patch (default: the encoder's, meanstd for segmentation encoders, else masked)",
     )
