@@ -7,7 +7,9 @@ Columns keep their namespace, whose first part names the block a column came fro
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -105,3 +107,17 @@ def fuse(
     fused.index.name = CASE_ID
     fused.attrs["dropped_cases"] = dropped
     return fused
+
+
+def load_feature_tables(paths: Sequence[str | os.PathLike[str]]) -> list[pd.DataFrame]:
+    """Read Parquet (or CSV) feature tables indexed by ``case_id``."""
+    tables = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise FileNotFoundError(f"feature table not found: {p}")
+        table = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, index_col=0)
+        if table.index.name != "case_id" and "case_id" in table.columns:
+            table = table.set_index("case_id")
+        table.index = table.index.astype(str)
+        tables.append(table)
+    return tables

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -306,17 +305,3 @@ def compare_feature_sets(
             row["hazard_ratio"] = first["hazard_ratio"]
         rows.append(row)
     return pd.DataFrame(rows).set_index("feature_set"), results
-
-
-def load_feature_tables(paths: Sequence[str | os.PathLike[str]]) -> list[pd.DataFrame]:
-    """Read Parquet (or CSV) feature tables indexed by ``case_id``."""
-    tables = []
-    for p in map(Path, paths):
-        if not p.is_file():
-            raise FileNotFoundError(f"feature table not found: {p}")
-        table = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, index_col=0)
-        if table.index.name != "case_id" and "case_id" in table.columns:
-            table = table.set_index("case_id")
-        table.index = table.index.astype(str)
-        tables.append(table)
-    return tables
