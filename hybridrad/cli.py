@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,8 +192,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     quality -> handcrafted + deep features from the predicted masks -> nested-CV
     comparison of clinical / handcrafted / deep / hybrid survival models vs the oracle.
     """
-    import warnings
-
     from hybridrad.features.deep import extract_deep
     from hybridrad.features.radiomics import extract_radiomics
     from hybridrad.io import Cohort
@@ -246,19 +245,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     X = fuse([rad.features, deep.features], clinical=clinical, covariates=["age", "mgmt_promoter"])
     y = survival_target(clinical, "os_months", "death", list(X.index))
     config = StudyConfig(
-        outer_repeats=1,
+        covariates=("age", "mgmt_promoter"),
+        outer_repeats=2,
         n_boot=100,
         screen_k=(5, 10),
         prescreen_k=100,
         seed=args.seed,
         n_jobs=args.jobs,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a 40-case demo triggers small-sample warnings
-        table, _ = compare_feature_sets(X, y, config)
+    table, _ = compare_feature_sets(X, y, config)
     table.to_csv(args.out / "comparison.csv")
-    print("[5/5] overall survival, 5-fold nested CV (Harrell's C with 95 % bootstrap CI):")
-    print(table[["n_features", "harrell_c", "ci_low", "ci_high"]].round(3).to_string())
+    print(
+        f"[5/5] overall survival, {config.outer_splits}-fold x {config.outer_repeats} nested "
+        "CV: Harrell's C with 95 % CI, paired difference to the clinical model (delta), "
+        "permutation p of the hybrid model:"
+    )
+    shown = [
+        c
+        for c in ("n_features", "harrell_c", "ci_low", "ci_high", "delta", "delta_p", "perm_p")
+        if c in table.columns
+    ]
+    print(table[shown].round(3).to_string())
+    print(f"      CI: {table.attrs['ci_method']}")
     print(f"      oracle C-index (true risk): {synthetic.oracle_cindex:.3f}")
     print(f"outputs in {args.out}")
     failed = len(rad.failures) + len(deep.failures) + len(seg.failures)
@@ -459,11 +467,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _configure_logging(args.verbose, args.quiet)
     handler: Handler = args.func
-    try:
-        return handler(args)
-    except (HybridradError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return handler(args)
+        except (HybridradError, FileNotFoundError, FileExistsError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            summary = summarize_warnings(caught)
+            if summary:
+                print(summary, file=sys.stderr)
+
+
+def summarize_warnings(caught: Sequence[warnings.WarningMessage]) -> str:
+    """Every distinct warning once, with how often it was raised (the end of a run).
+
+    Examples
+    --------
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     for _ in range(3):
+    ...         warnings.warn("few events", UserWarning)
+    >>> print(summarize_warnings(w))
+    warnings (3 in all, 1 distinct):
+      UserWarning: few events (x3)
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for w in caught:
+        key = (w.category.__name__, str(w.message).strip())
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return ""
+    lines = [f"warnings ({sum(counts.values())} in all, {len(counts)} distinct):"]
+    for (category, message), n in counts.items():
+        lines.append(f"  {category}: {message}" + (f" (x{n})" if n > 1 else ""))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

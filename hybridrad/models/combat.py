@@ -163,6 +163,11 @@ def combat_estimates(
         Relative convergence criterion of the parametric iteration.
     max_iter : int, default=1000
         Cap on the parametric iterations.
+    impute : bool, default=False
+        Fill missing values of the harmonised columns with their training medians
+        (what ``SimpleImputer(strategy="median")`` fitted on the same cases does) before
+        estimating and removing the site effects, so ComBat can run before imputation
+        inside a pipeline.
 
     Returns
     -------
@@ -313,6 +318,11 @@ class ComBat(TransformerMixin, BaseEstimator):
         Convergence criterion of the parametric iteration (as in sva).
     max_iter : int, default=1000
         Cap on the parametric iterations.
+    impute : bool, default=False
+        Fill missing values of the harmonised columns with their training medians
+        (what ``SimpleImputer(strategy="median")`` fitted on the same cases does) before
+        estimating and removing the site effects, so ComBat can run before imputation
+        inside a pipeline.
 
     Attributes
     ----------
@@ -335,6 +345,8 @@ class ComBat(TransformerMixin, BaseEstimator):
         Empirical Bayes estimates of the site effects that are removed.
     gamma_bar_, t2_, a_prior_, b_prior_ : numpy.ndarray of shape (n_batches,)
         Hyper-parameters of the priors (NaN when not used).
+    medians_ : numpy.ndarray of shape (n_harmonized,)
+        Training medians of the harmonised columns (``impute=True`` only).
     n_features_in_ : int
         Number of input columns (including ``batch_col``).
     feature_names_in_ : numpy.ndarray
@@ -368,6 +380,7 @@ class ComBat(TransformerMixin, BaseEstimator):
         eb: bool = True,
         conv: float = 1e-4,
         max_iter: int = 1000,
+        impute: bool = False,
     ) -> None:
         self.batch_col = batch_col
         self.covariates = covariates
@@ -377,6 +390,7 @@ class ComBat(TransformerMixin, BaseEstimator):
         self.eb = eb
         self.conv = conv
         self.max_iter = max_iter
+        self.impute = impute
 
     # ------------------------------------------------------------------ helpers
     def _check_frame(self, X: Any) -> pd.DataFrame:
@@ -482,7 +496,16 @@ class ComBat(TransformerMixin, BaseEstimator):
         harmonized = self._harmonized_columns(X, covs)
         if not harmonized:
             raise ValueError("no column to harmonise")
-        Y = self._numeric(X[harmonized], "harmonised")
+        frame = X[harmonized]
+        if self.impute:
+            frame = frame.astype(np.float64)
+            medians = frame.median(skipna=True).to_numpy(np.float64)
+            empty = [c for c, m in zip(harmonized, medians, strict=True) if np.isnan(m)]
+            if empty:
+                raise ValueError(f"harmonised column(s) with no value to impute: {empty[:5]}")
+            self.medians_ = medians
+            frame = frame.fillna(pd.Series(medians, index=harmonized))
+        Y = self._numeric(frame, "harmonised")
         C = self._numeric(X[covs], "covariate") if covs else None
         est = combat_estimates(
             Y,
@@ -550,7 +573,10 @@ class ComBat(TransformerMixin, BaseEstimator):
         codes = self._batch_codes(X)
         covs = self._covariate_list()
         cols = list(self.harmonized_features_)
-        Y = self._numeric(X[cols], "harmonised")
+        frame = X[cols]
+        if self.impute:
+            frame = frame.astype(np.float64).fillna(pd.Series(self.medians_, index=cols))
+        Y = self._numeric(frame, "harmonised")
         stand_mean = np.broadcast_to(self.grand_mean_, Y.shape).copy()
         if covs:
             stand_mean += self._numeric(X[covs], "covariate") @ self.beta_covariates_
@@ -589,4 +615,5 @@ class ComBat(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
+        tags.input_tags.allow_nan = bool(self.impute)
         return tags

@@ -235,6 +235,11 @@ class PenalizedCox(SurvivalAnalysisMixin, BaseEstimator):
     ties : {"efron"}, default "efron"
         Handling of tied event times. Only ``"efron"`` is available in lifelines; use
         :class:`sksurv.linear_model.CoxPHSurvivalAnalysis` for Breslow ties.
+    unpenalized : sequence of str, default ()
+        Blocks (column-name prefixes before ``__``, e.g. ``"clin"``) whose coefficients
+        are not penalised: lifelines gets a per-column penalizer that is 0 there. A
+        hybrid model then keeps its clinical covariates at full strength beside
+        penalised imaging features.
 
     Attributes
     ----------
@@ -257,11 +262,16 @@ class PenalizedCox(SurvivalAnalysisMixin, BaseEstimator):
     """
 
     def __init__(
-        self, penalizer: float = 0.0, l1_ratio: float = 0.0, ties: Literal["efron"] = "efron"
+        self,
+        penalizer: float = 0.0,
+        l1_ratio: float = 0.0,
+        ties: Literal["efron"] = "efron",
+        unpenalized: tuple[str, ...] = (),
     ) -> None:
         self.penalizer = penalizer
         self.l1_ratio = l1_ratio
         self.ties = ties
+        self.unpenalized = unpenalized
 
     def fit(self, X: Any, y: Any) -> PenalizedCox:
         """Fit the Cox model.
@@ -293,7 +303,13 @@ class PenalizedCox(SurvivalAnalysisMixin, BaseEstimator):
         df = pd.DataFrame(arr, columns=names)
         df[_DURATION_COL] = time
         df[_EVENT_COL] = event.astype(np.int64)
-        cph = CoxPHFitter(penalizer=float(self.penalizer), l1_ratio=float(self.l1_ratio))
+        free = {str(b) for b in self.unpenalized}
+        penalizer: float | npt.NDArray[np.float64] = float(self.penalizer)
+        if free:
+            penalizer = np.array(
+                [0.0 if n.split("__", 1)[0] in free else float(self.penalizer) for n in names]
+            )
+        cph = CoxPHFitter(penalizer=penalizer, l1_ratio=float(self.l1_ratio))
         cph.fit(df, duration_col=_DURATION_COL, event_col=_EVENT_COL)
 
         self.lifelines_model_ = cph

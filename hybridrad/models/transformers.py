@@ -34,6 +34,10 @@ CoxnetSelector
     Keep the features with non-zero LASSO / elastic-net Cox coefficients.
 BlockPCA
     Replace the columns of one block by their principal components.
+KeepBlocks
+    Apply a selector to some blocks, always keeping (or only keeping) others.
+PenaltyFactor
+    Rescale the clinical block so a penalised linear model leaves it unpenalised.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ __all__ = [
     "CoxnetSelector",
     "ICCFilter",
     "NearZeroVarianceFilter",
+    "PenaltyFactor",
     "UnivariateCoxSelector",
     "block_of",
     "harrell_c",
@@ -526,6 +531,9 @@ class BlockSelector(_ColumnSubsetTransformer):
     ----------
     blocks : str or sequence of str, default=("rad", "deep", "clin")
         The blocks to keep.
+    passthrough : sequence of str, default=()
+        Column names kept as well, whatever their block (e.g. ``("site",)`` for a
+        :class:`~hybridrad.models.combat.ComBat` step that follows).
 
     Attributes
     ----------
@@ -544,8 +552,11 @@ class BlockSelector(_ColumnSubsetTransformer):
     ['rad__a']
     """
 
-    def __init__(self, blocks: str | Sequence[str] = ("rad", "deep", "clin")) -> None:
+    def __init__(
+        self, blocks: str | Sequence[str] = ("rad", "deep", "clin"), passthrough: Sequence[str] = ()
+    ) -> None:
         self.blocks = blocks
+        self.passthrough = passthrough
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> BlockSelector:
         """Record the input columns and which belong to ``blocks``.
@@ -570,8 +581,12 @@ class BlockSelector(_ColumnSubsetTransformer):
         blocks = _as_blocks(self.blocks)
         validate_data(self, X, reset=True, skip_check_array=True)
         names = _require_names(self, "name prefix")
-        self.support_ = np.array([block_of(n) in blocks for n in names], dtype=bool)
-        if not self.support_.any():
+        in_blocks = np.array([block_of(n) in blocks for n in names], dtype=bool)
+        missing = [c for c in self.passthrough if c not in set(map(str, names))]
+        if missing:
+            raise ValueError(f"passthrough column(s) {missing} not in X")
+        self.support_ = in_blocks | np.isin(names.astype(str), [str(c) for c in self.passthrough])
+        if not in_blocks.any():
             found = sorted({b for b in map(block_of, names) if b is not None})
             raise ValueError(f"no column belongs to blocks {list(blocks)}; blocks in X: {found}")
         return self
@@ -1402,6 +1417,10 @@ class KeepBlocks(_ColumnSubsetTransformer):
         Fitted (a clone) on the columns outside ``blocks``.
     blocks : sequence of str, default=("clin",)
         Blocks kept unconditionally.
+    others : bool, default=True
+        ``False`` drops every column outside ``blocks`` (the selector is not fitted): the
+        clinical-only candidate that the inner cross-validation weighs against
+        clinical + imaging, so a hybrid model can fall back to its clinical part.
 
     Attributes
     ----------
@@ -1411,9 +1430,12 @@ class KeepBlocks(_ColumnSubsetTransformer):
         Kept input columns.
     """
 
-    def __init__(self, selector: Any, blocks: Sequence[str] = ("clin",)) -> None:
+    def __init__(
+        self, selector: Any, blocks: Sequence[str] = ("clin",), others: bool = True
+    ) -> None:
         self.selector = selector
         self.blocks = blocks
+        self.others = others
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> KeepBlocks:
         """Fit the selector on the other blocks; keep ``blocks`` as they are.
@@ -1436,9 +1458,116 @@ class KeepBlocks(_ColumnSubsetTransformer):
         validate_data(self, X, dtype=None, ensure_all_finite=False, skip_check_array=True)
         keep = np.array([str(c).split("__", 1)[0] in set(self.blocks) for c in X.columns])
         support = keep.copy()
+        if not keep.any() and not self.others:
+            raise ValueError(
+                f"others=False keeps only blocks {list(self.blocks)}, and X has none of them"
+            )
         others = X.columns[~keep]
-        if len(others):
+        if len(others) and self.others:
             self.selector_ = clone(self.selector).fit(X[others], y)
             support[np.flatnonzero(~keep)[self.selector_.get_support()]] = True
         self.support_ = support
         return self
+
+
+class PenaltyFactor(TransformerMixin, BaseEstimator):
+    """Multiply the columns of some blocks by a constant, so a penalised linear model
+    after this step barely penalises them.
+
+    For a model penalising ``||beta||`` (ridge, lasso, elastic net), a column multiplied
+    by ``factor`` needs a coefficient ``factor`` times smaller for the same fit, so its
+    effective penalty factor is ``1 / factor**2`` (ridge) or ``1 / factor`` (lasso).
+    This is how scikit-learn's :class:`~sklearn.linear_model.LogisticRegression`, which
+    has no per-feature penalty, keeps clinical covariates (practically) unpenalised
+    beside penalised imaging features. Place it after standardisation.
+
+    Parameters
+    ----------
+    blocks : sequence of str, default=("clin",)
+        Blocks whose columns are multiplied.
+    factor : float, default=100.0
+        The multiplier (> 0).
+
+    Attributes
+    ----------
+    scale_ : numpy.ndarray of shape (n_features_in_,)
+        ``factor`` for the columns of ``blocks``, 1 elsewhere.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame([[1.0, 2.0]], columns=["rad__a", "clin__age"])
+    >>> PenaltyFactor(factor=10.0).fit_transform(X).to_numpy().tolist()
+    [[1.0, 20.0]]
+    """
+
+    def __init__(self, blocks: Sequence[str] = ("clin",), factor: float = 100.0) -> None:
+        self.blocks = blocks
+        self.factor = factor
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> PenaltyFactor:
+        """Record which columns belong to ``blocks``.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Namespaced columns.
+        y : ignored
+            Not used.
+
+        Returns
+        -------
+        PenaltyFactor
+        """
+        _check_real(self.factor, "factor", 0.0, np.inf, low_open=True)
+        blocks = _as_blocks(self.blocks)
+        validate_data(self, X, reset=True, ensure_all_finite=False, skip_check_array=True)
+        names = _require_names(self, "name prefix")
+        self.scale_ = np.where(
+            [block_of(n) in blocks for n in names], float(self.factor), 1.0
+        ).astype(np.float64)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame | NDArray[Any]:
+        """Multiply the block columns.
+
+        Parameters
+        ----------
+        X : DataFrame
+            The columns seen in ``fit``.
+
+        Returns
+        -------
+        DataFrame or numpy.ndarray
+            Same shape, block columns multiplied by ``factor``.
+        """
+        check_is_fitted(self, "scale_")
+        validate_data(
+            self,
+            X,
+            reset=False,
+            ensure_all_finite=False,
+            skip_check_array=isinstance(X, pd.DataFrame),
+        )
+        if isinstance(X, pd.DataFrame):
+            return X * self.scale_
+        return np.asarray(X, dtype=np.float64) * self.scale_
+
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> NDArray[np.object_]:
+        """The input names (the step keeps every column).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None
+            Defaults to ``feature_names_in_``.
+
+        Returns
+        -------
+        numpy.ndarray of str objects
+        """
+        check_is_fitted(self, "scale_")
+        return _check_input_features(self, input_features)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
