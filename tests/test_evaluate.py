@@ -18,7 +18,6 @@ from hybridrad.cli import main
 from hybridrad.models import (
     CVSettings,
     StudyConfig,
-    build_pipeline,
     compare_feature_sets,
     nested_cv,
 )
@@ -143,9 +142,11 @@ def test_nested_cv_outputs_and_tuning() -> None:
     pd.testing.assert_frame_equal(parallel.folds, result.folds)
 
 
-def test_comparison_table_same_folds_and_negative_control() -> None:
+def test_comparison_table_same_folds_and_permutation_null() -> None:
     X, y, label = _signal_study()
-    config = StudyConfig(outer_repeats=1, n_boot=50, screen_k=(5,), prescreen_k=30)
+    config = StudyConfig(
+        outer_repeats=1, n_boot=50, screen_k=(5,), prescreen_k=30, n_permutations=5
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table, results = compare_feature_sets(X, y, config)
@@ -154,12 +155,12 @@ def test_comparison_table_same_folds_and_negative_control() -> None:
         "handcrafted",
         "deep",
         "hybrid",
-        "negative control (shuffled labels)",
+        "permutation null (hybrid, 5 shuffles)",
     ]
     folds = {
         n: r.predictions.sort_values(["fold", "case_id"])[["fold", "case_id"]]
         for n, r in results.items()
-        if not n.startswith("negative")
+        if not n.startswith("permutation")
     }
     for frame in folds.values():
         pd.testing.assert_frame_equal(
@@ -168,8 +169,12 @@ def test_comparison_table_same_folds_and_negative_control() -> None:
     c = table["harrell_c"]
     assert c["hybrid"] > c["handcrafted"] and c["hybrid"] > c["deep"]
     assert abs(c["clinical"] - 0.5) < 0.1
-    assert abs(c["negative control (shuffled labels)"] - 0.5) < 0.1
+    assert abs(c["permutation null (hybrid, 5 shuffles)"] - 0.5) < 0.1
+    assert table.loc["hybrid", "perm_p"] == pytest.approx(1 / 6)  # beats all 5 shuffles
     assert (table["ci_low"] <= c).all() and (c <= table["ci_high"]).all()
+    # paired differences to the clinical set, on the same folds
+    assert table.loc["hybrid", "delta"] == pytest.approx(c["hybrid"] - c["clinical"])
+    assert table.loc["hybrid", "delta_ci_low"] > 0 and table.loc["hybrid", "delta_p"] < 0.05
     # classification on the same machinery
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -177,11 +182,11 @@ def test_comparison_table_same_folds_and_negative_control() -> None:
             X,
             label.to_numpy(),
             StudyConfig(
-                model="logistic", outer_repeats=1, n_boot=50, screen_k=(5,), prescreen_k=30
+                outer_repeats=1, n_boot=50, screen_k=(5,), prescreen_k=30, n_permutations=5
             ),
         )
     assert table.loc["hybrid", "auc"] > 0.75
-    assert abs(table.loc["negative control (shuffled labels)", "auc"] - 0.5) < 0.15
+    assert abs(table.loc["permutation null (hybrid, 5 shuffles)", "auc"] - 0.5) < 0.15
 
 
 def test_design_warnings() -> None:
@@ -198,10 +203,10 @@ def test_design_warnings() -> None:
 def test_study_config_validation(tmp_path: Path) -> None:
     with pytest.raises(StudyConfigError, match="unknown study key"):
         StudyConfig.from_dict({"modle": "cox"})
-    with pytest.raises(StudyConfigError, match="unknown model"):
+    with pytest.raises(StudyConfigError, match="unknown survival model"):
         StudyConfig(model="svm")
-    with pytest.raises(StudyConfigError, match="does not fit"):
-        build_pipeline(StudyConfig(model="logistic"), "survival")
+    with pytest.raises(StudyConfigError, match="unknown classifier"):
+        StudyConfig(classifier="coxnet")
     path = tmp_path / "s.yaml"
     path.write_text("model: xgb_cox\nscreen_k: [5, 10]\nfeature_sets: {both: [rad, deep]}\n")
     cfg = StudyConfig.load(path)

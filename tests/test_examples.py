@@ -38,5 +38,10 @@ def test_survival_analysis_notebook() -> None:
     table = ns["table"]
     assert isinstance(table, pd.DataFrame)
     assert table.loc["hybrid", "harrell_c"] > 0.6
-    assert abs(table.loc["negative control (shuffled labels)", "harrell_c"] - 0.5) < 0.15
+    null = [i for i in table.index if i.startswith("permutation null")]
+    assert len(null) == 1 and abs(table.loc[null[0], "harrell_c"] - 0.5) < 0.15
+    assert table.loc["hybrid", "perm_p"] < 0.1
+    assert table.loc["hybrid", "delta"] == pytest.approx(
+        table.loc["hybrid", "harrell_c"] - table.loc["clinical", "harrell_c"]
+    )
     assert (ns["work"] / "km_hybrid.png").is_file()  # type: ignore[operator]

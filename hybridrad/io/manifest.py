@@ -284,16 +284,19 @@ def read_clinical(path: str | os.PathLike[str], *, id_column: str = CASE_ID) -> 
     FileNotFoundError
         The file does not exist.
     ClinicalError
-        The id column is missing.
+        The file is not a readable CSV, or the id column is missing.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"clinical table not found: {p}")
-    table = pd.read_csv(p)
+    try:
+        table = pd.read_csv(p, dtype={id_column: str})  # ids as text: "007" stays "007"
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ClinicalError(f"cannot read clinical table {p} as CSV: {exc}") from exc
     if id_column not in table.columns:
         raise ClinicalError(
             f"clinical table {p} has no {id_column!r} column (columns: {list(table.columns)}); "
-            f"add it or pass id_column="
+            "add it, or name the id column with --id-column NAME (id_column= in Python)"
         )
     table[id_column] = table[id_column].astype(str).str.strip()
     table = table.rename(columns={id_column: CASE_ID}).set_index(CASE_ID)

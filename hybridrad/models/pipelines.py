@@ -387,6 +387,7 @@ def build_pipeline(
         imaging_grid["screen__selector__k"] = ks
     grid = [imaging_grid]
     if config.clinical_fallback and has_clin and has_imaging:
+        imaging_grid["screen__others"] = [True]
         grid.insert(0, {"screen__others": [False], **model_grid})
     return Pipeline(steps).set_output(transform="pandas"), grid
 

@@ -3,31 +3,61 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from hybridrad.errors import HybridradError
-from hybridrad.io.manifest import read_clinical
+from hybridrad.errors import ClinicalError, DuplicateCaseError, HybridradError
+from hybridrad.io.manifest import CASE_ID, read_clinical
 from hybridrad.models.evaluate import EvaluationResult, Task
 from hybridrad.models.fusion import fuse, load_feature_tables
 from hybridrad.models.pipelines import StudyConfig, compare_feature_sets
-from hybridrad.models.target import class_target, survival_target
+from hybridrad.models.target import cases_missing_target, class_target, survival_target
 from hybridrad.provenance import file_sha256, library_versions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class StudyData:
-    """Fused features and the target of a study."""
+    """Fused features and the target of a study.
+
+    Attributes
+    ----------
+    X
+        Features indexed by ``case_id`` (namespaced columns; ``site`` with ComBat).
+    y
+        Survival: structured (event, time) array. Classification: integers 0/1, 1 the
+        positive class.
+    task
+        ``"survival"`` or ``"classification"``.
+    inputs
+        SHA-256 of every input file, by path.
+    positive, negative
+        Classification: the names of the classes coded 1 and 0 (``None`` for survival).
+    dropped
+        Cases left out on the way, by reason (e.g. ``"missing target"``).
+    """
 
     X: pd.DataFrame
     y: Any
     task: Task
     inputs: dict[str, str]
+    positive: str | None = None
+    negative: str | None = None
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str] | None:
+        """Classification: ``[negative, positive]``, the names of 0 and 1."""
+        if self.positive is None or self.negative is None:
+            return None
+        return [self.negative, self.positive]
 
 
 def load_study(
@@ -37,32 +67,111 @@ def load_study(
     time: str | None = None,
     event: str | None = None,
     label: str | None = None,
+    positive: str | None = None,
     covariates: Sequence[str] = (),
     site: bool = False,
+    id_column: str | None = None,
+    block: str = "rad",
+    drop_missing: bool = False,
 ) -> StudyData:
     """Read feature tables and the clinical table, fuse them and build the target.
 
-    Give ``time`` and ``event`` for survival, or ``label`` for classification.
-    ``site=True`` adds the clinical ``site`` column (for ComBat).
+    Parameters
+    ----------
+    features
+        Feature tables (Parquet, CSV or TSV), read with
+        :func:`~hybridrad.models.fusion.load_feature_tables`.
+    clinical
+        Clinical CSV.
+    time, event
+        Survival columns (give both), or
+    label
+        a class label column (binary; see :func:`~hybridrad.models.target.class_target`).
+    positive
+        The positive class of ``label`` (required when it has more than two values).
+    covariates
+        Clinical columns forming the ``clin`` block.
+    site
+        Add the clinical ``site`` column (for ComBat).
+    id_column
+        Column of the case ids in the feature tables and the clinical table (default
+        ``case_id``).
+    block
+        Block of feature columns without a block prefix (``rad``, ``deep`` or ``clin``).
+    drop_missing
+        Leave out cases with no target value (logged with their ids) instead of failing.
+
+    Returns
+    -------
+    StudyData
+
+    Raises
+    ------
+    HybridradError
+        Neither survival columns nor a label, or ``positive`` without a label.
+    MissingTargetError
+        Cases without a target value and ``drop_missing`` not set; the message names them.
+    ClinicalError, ManifestError
+        A table cannot be used (missing column, duplicate ids, text in a numeric
+        covariate, a label with more than two values ...).
     """
     if (label is None) == (time is None or event is None):
         raise HybridradError(
             "give either --time and --event (survival) or --label (classification)"
         )
-    clin = read_clinical(clinical)
-    X = fuse(load_feature_tables(features), clinical=clin, covariates=list(covariates))
+    if positive is not None and label is None:
+        raise HybridradError("--positive needs --label (it names the positive class)")
+    clin = read_clinical(clinical, id_column=id_column or CASE_ID)
+    dup = clin.index[clin.index.duplicated()].unique().tolist()
+    if dup:
+        raise DuplicateCaseError(
+            f"clinical table {clinical}: {len(dup)} case id(s) appear more than once: "
+            f"{dup[:10]}{' ...' if len(dup) > 10 else ''}; keep one row per case"
+        )
+    targets = [label] if label is not None else [str(time), str(event)]
+    absent = [c for c in targets if c not in clin.columns]
+    if absent:
+        raise ClinicalError(
+            f"clinical table {clinical} has no column(s) {absent}; its columns are "
+            f"{list(clin.columns)}"
+        )
+    X = fuse(
+        load_feature_tables(features, id_column=id_column, block=block),
+        clinical=clin,
+        covariates=list(covariates),
+    )
+    dropped: dict[str, list[str]] = {}
+    if X.attrs.get("dropped_cases"):
+        dropped["not in every table"] = list(X.attrs["dropped_cases"])
+    missing = cases_missing_target(clin, targets, list(X.index)) if drop_missing else []
+    if missing:  # without drop_missing, the target builders name them in the error
+        log.warning(
+            "--drop-missing: %d case(s) without a target value left out: %s%s",
+            len(missing),
+            ", ".join(missing[:20]),
+            " ..." if len(missing) > 20 else "",
+        )
+        X = X.drop(index=missing)
+        dropped["missing target"] = missing
     if site:
         if "site" not in clin.columns:
             raise HybridradError("ComBat needs a 'site' column in the clinical table")
         X["site"] = clin.loc[X.index, "site"].astype(str)
-    y: Any
+    inputs = {str(p): file_sha256(p) for p in [*features, clinical]}
     if label is None:
         assert time is not None and event is not None
-        y, task = survival_target(clin, time, event, list(X.index)), "survival"
-    else:
-        y, task = class_target(clin, label, list(X.index)).to_numpy(), "classification"
-    inputs = {str(p): file_sha256(p) for p in [*features, clinical]}
-    return StudyData(X=X, y=y, task=task, inputs=inputs)  # type: ignore[arg-type]
+        y = survival_target(clin, time, event, list(X.index))
+        return StudyData(X=X, y=y, task="survival", inputs=inputs, dropped=dropped)
+    labels = class_target(clin, label, list(X.index), positive=positive)
+    return StudyData(
+        X=X,
+        y=labels.to_numpy(),
+        task="classification",
+        inputs=inputs,
+        positive=labels.attrs["positive"],
+        negative=labels.attrs["negative"],
+        dropped=dropped,
+    )
 
 
 def evaluate_study(
