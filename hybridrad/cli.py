@@ -196,6 +196,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from hybridrad.features.radiomics import extract_radiomics
     from hybridrad.io import Cohort
     from hybridrad.models import StudyConfig, compare_feature_sets, fuse, survival_target
+    from hybridrad.models.pipelines import headline, interpret
     from hybridrad.provenance import library_versions
     from hybridrad.segment import segment_cohort
     from hybridrad.segment.evaluate import evaluate_masks
@@ -260,12 +261,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "CV: Harrell's C with 95 % CI, paired difference to the clinical model (delta), "
         "permutation p of the hybrid model:"
     )
-    shown = [
-        c
-        for c in ("n_features", "harrell_c", "ci_low", "ci_high", "delta", "delta_p", "perm_p")
-        if c in table.columns
-    ]
-    print(table[shown].round(3).to_string())
+    print(headline(table, "survival").round(3).to_string())
+    for line in interpret(table, config, "survival", n_events=int(y["event"].sum())):
+        print(f"      {line}")
     print(f"      CI: {table.attrs['ci_method']}")
     print(f"      oracle C-index (true risk): {synthetic.oracle_cindex:.3f}")
     print(f"outputs in {args.out}")

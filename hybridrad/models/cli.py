@@ -127,12 +127,14 @@ def _describe(data: StudyData, model: str | None = None) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from hybridrad.models.pipelines import headline
     from hybridrad.models.study import evaluate_study
 
     data, config = _study_data(args)
     table, _ = evaluate_study(data, config, args.out)
-    print(table.round(3).to_string())
-    print(f"results written to {args.out}")
+    print(headline(table, data.task).round(3).to_string())
+    print((Path(args.out) / "interpretation.txt").read_text(), end="")
+    print(f"results (every column in comparison.csv) written to {args.out}")
     return 0
 
 

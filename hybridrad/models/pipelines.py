@@ -528,3 +528,80 @@ def compare_feature_sets(
     table.attrs["ci_method"] = CI_METHOD
     table.attrs["permutation_null_interval"] = "2.5th-97.5th percentiles of the permuted scores"
     return table, results
+
+
+#: Columns printed by the commands (the CSV has every column).
+HEADLINE_COLUMNS = (
+    "n_features",
+    "ci_low",
+    "ci_high",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "delta_p",
+    "perm_p",
+    "imaging_folds",
+)
+
+
+def headline(table: pd.DataFrame, task: Task) -> pd.DataFrame:
+    """The comparison table's headline columns, in reading order."""
+    head = "harrell_c" if task == "survival" else "auc"
+    cols = ["n_features", head, *HEADLINE_COLUMNS[1:]]
+    return table[[c for c in cols if c in table.columns]]
+
+
+def interpret(
+    table: pd.DataFrame, config: StudyConfig, task: Task, n_events: int | None = None
+) -> list[str]:
+    """Plain sentences answering the questions users ask of a comparison table.
+
+    Does each set beat its reference (paired difference and its CI)? Does the widest
+    set beat chance (permutation test)? Are there enough events for an imaging model?
+
+    Examples
+    --------
+    >>> t = pd.DataFrame(
+    ...     {"harrell_c": [0.70, 0.72], "delta": [np.nan, 0.02], "delta_ci_low": [np.nan, -0.03],
+    ...      "delta_ci_high": [np.nan, 0.07], "delta_p": [np.nan, 0.4], "perm_p": [np.nan, 0.05]},
+    ...     index=pd.Index(["clinical", "hybrid"], name="feature_set"))
+    >>> for line in interpret(t, StudyConfig(n_permutations=20), "survival"):
+    ...     print(line)
+    hybrid vs clinical: +0.020 [-0.030, +0.070], p = 0.4: no evidence that hybrid adds to clinical
+    hybrid vs chance: permutation p = 0.05 (20 shuffles)
+    """
+    head = "harrell_c" if task == "survival" else "auc"
+    ref = config.reference_set
+    lines = []
+    if "delta" in table.columns:
+        for name, row in table.iterrows():
+            if name == ref or not np.isfinite(row.get("delta", np.nan)):
+                continue
+            lo, hi, p = row["delta_ci_low"], row["delta_ci_high"], row["delta_p"]
+            if np.isfinite(lo) and lo > 0:
+                verdict = f"{name} adds to {ref}"
+            elif np.isfinite(hi) and hi < 0:
+                verdict = f"{name} is worse than {ref}"
+            else:
+                verdict = f"no evidence that {name} adds to {ref}"
+            p_text = f"{p:.2g}" if np.isfinite(p) else "n/a (identical predictions)"
+            lines.append(
+                f"{name} vs {ref}: {row['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}], "
+                f"p = {p_text}: {verdict}"
+            )
+    if "perm_p" in table.columns:
+        for name, row in table.iterrows():
+            if np.isfinite(row.get("perm_p", np.nan)):
+                lines.append(
+                    f"{name} vs chance: permutation p = {row['perm_p']:.2g} "
+                    f"({config.n_permutations} shuffles)"
+                )
+    if task == "survival" and n_events is not None:
+        most = 1 + max(config.screen_k)
+        if n_events < 10 * most:
+            lines.append(
+                f"{n_events} events: fewer than 10 per variable for a model of up to {most} "
+                f"variables. This cohort cannot support an imaging survival model; read the "
+                f"imaging {head} figures as exploratory and rely on the clinical model"
+            )
+    return lines

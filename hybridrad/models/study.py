@@ -16,7 +16,7 @@ from hybridrad.errors import ClinicalError, DuplicateCaseError, HybridradError
 from hybridrad.io.manifest import CASE_ID, read_clinical
 from hybridrad.models.evaluate import EvaluationResult, Task
 from hybridrad.models.fusion import fuse, load_feature_tables
-from hybridrad.models.pipelines import StudyConfig, compare_feature_sets
+from hybridrad.models.pipelines import StudyConfig, compare_feature_sets, interpret
 from hybridrad.models.target import cases_missing_target, class_target, survival_target
 from hybridrad.provenance import file_sha256, library_versions
 
@@ -198,14 +198,24 @@ def evaluate_study(
             km_plot(cmp, out / f"km_{slug}.png", title=f"{name}: test-fold risk groups")
     head = "harrell_c" if data.task == "survival" else "auc"
     comparison_plot(table, head, out / "comparison.png")
+    n_events = int(data.y["event"].sum()) if data.task == "survival" else None
+    lines = interpret(table, config, data.task, n_events=n_events)
+    (out / "interpretation.txt").write_text(
+        "\n".join([*lines, f"CI: {table.attrs['ci_method']}"]) + "\n"
+    )
     provenance = {
         "command": "hybridrad evaluate",
         "task": data.task,
         "config": config.to_dict(),
         "config_hash": config.hash,
         "seed": config.seed,
+        "ci_method": table.attrs["ci_method"],
         "inputs_sha256": data.inputs,
         "n_cases": len(data.X),
+        "n_events": n_events,
+        "positive_class": data.positive,
+        "negative_class": data.negative,
+        "dropped_cases": data.dropped,
         "n_features": data.X.shape[1],
         "versions": library_versions(),
     }
