@@ -16,9 +16,14 @@ type                                       files
 :class:`~.survival.XGBLabelClassifier`     ``booster.json`` (classes in ``model.json``)
 ``xgboost.XGBClassifier``                  ``booster.json``
 ``LogisticRegression``, ``StandardScaler``,  fitted attributes in ``model.json``
-``SimpleImputer``
+``SimpleImputer``, :class:`~.combat.ComBat`,
+:class:`~.transformers.PenaltyFactor`
 ``Pipeline`` of the above                  ``steps/NN_name/`` sub-folders, one per step
 =========================================  ==========================================
+
+A transformer's pandas output setting (``set_output(transform="pandas")``) is saved with it
+and restored on load, so a pipeline fitted on DataFrames passes named columns from step to
+step after loading as it did before saving.
 
 ``RandomSurvivalForest`` (and any other type) raises :class:`UnsupportedModelError`.
 """
@@ -546,6 +551,16 @@ def _registry() -> dict[str, tuple[str, _Saver, _Loader]]:
             _save_sklearn_state,
             _sklearn_loader("sklearn.impute.SimpleImputer"),
         ),
+        "ComBat": (
+            "hybridrad.models.combat.ComBat",
+            _save_sklearn_state,
+            _sklearn_loader("hybridrad.models.combat.ComBat"),
+        ),
+        "PenaltyFactor": (
+            "hybridrad.models.transformers.PenaltyFactor",
+            _save_sklearn_state,
+            _sklearn_loader("hybridrad.models.transformers.PenaltyFactor"),
+        ),
     }
 
 
@@ -606,6 +621,13 @@ def _hash_files(folder: Path, names: list[str]) -> dict[str, str]:
     return {n: file_sha256(folder / n) for n in sorted(names)}
 
 
+def _transform_output(model: Any) -> str | None:
+    """The ``set_output(transform=...)`` setting of a transformer (None: the default)."""
+    config = getattr(model, "_sklearn_output_config", None)
+    value = config.get("transform") if isinstance(config, dict) else None
+    return None if value in (None, "default") else str(value)
+
+
 def _save(model: Any, folder: Path, extra: dict[str, Any]) -> None:
     from sklearn.pipeline import Pipeline
 
@@ -644,6 +666,9 @@ def _save(model: Any, folder: Path, extra: dict[str, Any]) -> None:
             "state": state,
             **_common_state(model),
         }
+        output = _transform_output(model)
+        if output is not None:
+            doc["transform_output"] = output
     doc = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **doc, **extra}
     doc["files"] = _hash_files(folder, files)
     doc["library_versions"] = library_versions()
@@ -819,7 +844,11 @@ def _load(root: Path, *, top: bool = False) -> Any:
             f"known: {', '.join(supported_types())}"
         )
     try:
-        return reg[type_name][2](root, doc)
+        model = reg[type_name][2](root, doc)
+        output = doc.get("transform_output")
+        if output is not None and hasattr(model, "set_output"):
+            model.set_output(transform=str(output))
+        return model
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, HybridradError):
             raise

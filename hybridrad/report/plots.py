@@ -92,3 +92,68 @@ def comparison_plot(table: pd.DataFrame, metric: str, path: str | os.PathLike[st
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def calibration_plot(
+    table: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    xlabel: str = "predicted",
+    ylabel: str = "observed",
+    slope: float | None = None,
+    intercept: float | None = None,
+) -> Path:
+    """Observed versus mean predicted value per group, with the diagonal of perfect
+    calibration.
+
+    Parameters
+    ----------
+    table
+        One row per group with ``predicted`` and ``observed``; optional
+        ``observed_lower``/``observed_upper`` (drawn as 95 % error bars) and ``n``
+        (written beside each point). The tables of
+        :func:`hybridrad.models.metrics.calibration_at` and of
+        :func:`hybridrad.models.external.score_model` (``calibration.csv``) fit.
+    path
+        PNG file to write.
+    title, xlabel, ylabel
+        Labels.
+    slope, intercept
+        Calibration slope and intercept to print in the corner (skipped when None or NaN).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    x = table["predicted"].to_numpy(float)
+    y = table["observed"].to_numpy(float)
+    if {"observed_lower", "observed_upper"} <= set(table.columns):
+        lo = table["observed_lower"].to_numpy(float)
+        hi = table["observed_upper"].to_numpy(float)
+        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="groups (95% CI)")
+    else:
+        ax.plot(x, y, "o", label="groups")
+    if "n" in table.columns:
+        for xi, yi, ni in zip(x, y, table["n"].to_numpy(), strict=True):
+            ax.annotate(f"n={int(ni)}", (xi, yi), textcoords="offset points", xytext=(5, -10))
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--", label="perfect calibration")
+    lines = []
+    if slope is not None and np.isfinite(slope):
+        lines.append(f"slope = {slope:.2f}")
+    if intercept is not None and np.isfinite(intercept):
+        lines.append(f"intercept = {intercept:.2f}")
+    if lines:
+        ax.text(0.02, 0.98, "\n".join(lines), transform=ax.transAxes, ha="left", va="top")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
