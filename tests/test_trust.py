@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -411,3 +412,37 @@ def test_ci_covers_the_true_c_index() -> None:
         truth = harrell_c(y_big, search.predict(X_big))
         hits += bool(table.loc["rad", "ci_low"] <= truth <= table.loc["rad", "ci_high"])
     assert hits / 40 >= 0.85, hits
+
+
+def test_cli_evaluate_speaks_once_and_shows_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Warnings are summarised once at the end (each distinct message once, with a count);
+    progress is shown per outer fold; the interpretation is printed and saved."""
+    from hybridrad.cli import main
+
+    X, y = _survival(11, n=60, p=40)
+    X.drop(columns="clin__age").to_parquet(tmp_path / "rad.parquet")
+    clinical = pd.DataFrame(
+        {"age": X["clin__age"], "os": y["time"], "dead": y["event"].astype(int)}, index=X.index
+    )
+    clinical.to_csv(tmp_path / "clinical.csv")
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "outer_repeats: 1\nn_boot: 20\nscreen_k: [3]\nprescreen_k: 10\nn_permutations: 3\n"
+        "feature_sets: {clinical: [clin], hybrid: [rad, clin]}\n"
+    )
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(tmp_path / "rad.parquet"), "--clinical", str(tmp_path / "clinical.csv")]
+    argv += ["--time", "os", "--event", "dead", "--config", str(study), "--out", str(out)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "warnings (" in err and "distinct):" in err
+    summary = err[err.index("warnings (") :].splitlines()[1:]
+    assert len(summary) == len(set(summary))  # each distinct warning once
+    assert any("LowEventsPerVariableWarning: hybrid:" in line for line in summary)
+    assert "hybrid: outer fold 5/5 done" in err
+    assert "hybrid vs clinical:" in captured.out and "permutation p" in captured.out
+    assert "cannot support an imaging survival model" in captured.out
+    assert (out / "interpretation.txt").read_text().splitlines()[0].startswith("hybrid vs")
