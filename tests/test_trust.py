@@ -106,7 +106,7 @@ def test_penalized_cox_leaves_clinical_block_unpenalized() -> None:
     free = PenalizedCox(penalizer=1e4, unpenalized=("clin",)).fit(X, y)
     df = pd.DataFrame({"age": X["clin__age"], "T": y["time"], "E": y["event"].astype(int)})
     reference = CoxPHFitter().fit(df, "T", "E").params_["age"]
-    assert free.coef_["clin__age"] == pytest.approx(reference, rel=1e-3)
+    assert free.coef_["clin__age"] == pytest.approx(reference, rel=0.01)
     assert abs(free.coef_["rad__f000"]) < 1e-4
     shrunk = PenalizedCox(penalizer=1e4).fit(X, y)
     assert abs(shrunk.coef_["clin__age"]) < 0.01 * abs(reference)

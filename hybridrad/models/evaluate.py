@@ -361,7 +361,17 @@ def _auc(y: np.ndarray, score: np.ndarray, classes: np.ndarray) -> float:
     return float(roc_auc_score(y, score, multi_class="ovr", average="macro", labels=classes))
 
 
-def _outer_fold(
+def _outer_fold(*args: Any) -> dict[str, Any]:
+    """:func:`_fit_outer_fold` with its warnings recorded and returned, so that those of
+    worker processes reach the caller (and its end-of-run summary) instead of stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _fit_outer_fold(*args)
+    out["warnings"] = [(w.category, str(w.message)) for w in caught]
+    return out
+
+
+def _fit_outer_fold(
     i: int,
     tr: np.ndarray,
     te: np.ndarray,
@@ -500,7 +510,12 @@ def nested_cv(
     head = "harrell_c" if task == "survival" else "auc"
     name = label or "model"
     outcomes = Parallel(n_jobs=settings.n_jobs, return_as="generator")(jobs)
+    seen: set[tuple[type[Warning], str]] = set()
     for done, out in enumerate(outcomes, start=1):
+        for category, message in out["warnings"]:
+            if (category, message) not in seen:  # each distinct one once per call
+                seen.add((category, message))
+                warnings.warn(message, category, stacklevel=2)
         repeat = out["repeat"]
         log.info(
             "%s: outer fold %d/%d done (%s %.3f, %d imaging feature(s) in the model)",

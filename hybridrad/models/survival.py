@@ -80,6 +80,8 @@ FloatArray = npt.NDArray[np.float64]
 
 _DURATION_COL = "__hybridrad_duration__"
 _EVENT_COL = "__hybridrad_event__"
+#: Penalizer of PenalizedCox's ``unpenalized`` blocks (keeps separated covariates finite).
+_FREE_PENALTY = 1e-3
 
 
 # --- validation helpers -------------------------------------------------------------------
@@ -237,9 +239,11 @@ class PenalizedCox(SurvivalAnalysisMixin, BaseEstimator):
         :class:`sksurv.linear_model.CoxPHSurvivalAnalysis` for Breslow ties.
     unpenalized : sequence of str, default ()
         Blocks (column-name prefixes before ``__``, e.g. ``"clin"``) whose coefficients
-        are not penalised: lifelines gets a per-column penalizer that is 0 there. A
-        hybrid model then keeps its clinical covariates at full strength beside
-        penalised imaging features.
+        are (practically) not penalised: lifelines gets a per-column penalizer that is
+        ``min(penalizer, 1e-3)`` there, small enough to leave the coefficient at its
+        unpenalised value and large enough to keep it finite when a binary covariate
+        separates the events. A hybrid model then keeps its clinical covariates at full
+        strength beside penalised imaging features.
 
     Attributes
     ----------
@@ -307,7 +311,12 @@ class PenalizedCox(SurvivalAnalysisMixin, BaseEstimator):
         penalizer: float | npt.NDArray[np.float64] = float(self.penalizer)
         if free:
             penalizer = np.array(
-                [0.0 if n.split("__", 1)[0] in free else float(self.penalizer) for n in names]
+                [
+                    min(float(self.penalizer), _FREE_PENALTY)
+                    if n.split("__", 1)[0] in free
+                    else float(self.penalizer)
+                    for n in names
+                ]
             )
         cph = CoxPHFitter(penalizer=penalizer, l1_ratio=float(self.l1_ratio))
         cph.fit(df, duration_col=_DURATION_COL, event_col=_EVENT_COL)
