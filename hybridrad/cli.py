@@ -247,10 +247,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     y = survival_target(clinical, "os_months", "death", list(X.index))
     config = StudyConfig(
         covariates=("age", "mgmt_promoter"),
-        outer_repeats=2,
+        outer_repeats=1,
         n_boot=100,
         screen_k=(5, 10),
-        prescreen_k=100,
+        prescreen_k=50,
         seed=args.seed,
         n_jobs=args.jobs,
     )

@@ -597,7 +597,7 @@ def interpret(
                     f"({config.n_permutations} shuffles)"
                 )
     if task == "survival" and n_events is not None:
-        most = 1 + max(config.screen_k)
+        most = max(len(config.covariates), 1) + max(config.screen_k)
         if n_events < 10 * most:
             lines.append(
                 f"{n_events} events: fewer than 10 per variable for a model of up to {most} "
