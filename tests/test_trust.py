@@ -346,7 +346,8 @@ def test_imaging_signal_classification_beats_clinical() -> None:
 
 @pytest.mark.slow
 def test_permutation_test_is_a_null() -> None:
-    """Over 20 pure-noise data sets, at most 15 % have p < 0.05 (expected 1/21)."""
+    """Over 20 pure-noise data sets, at most 15 % have p < 0.05 (expected 1/21).
+    Measured 2026-12-04: 2 of 20 (both p = 1/21)."""
     config = StudyConfig(
         feature_sets={"rad": ("rad",)},
         covariates=(),
@@ -376,7 +377,8 @@ def test_permutation_test_is_a_null() -> None:
 @pytest.mark.slow
 def test_ci_covers_the_true_c_index() -> None:
     """40 simulated cohorts of 150; the truth is the C-index, on 20,000 independent cases,
-    of the model the pipeline fits on all 150. The 95 % CI covers it >= 85 % of the time."""
+    of the model the pipeline fits on all 150. The 95 % CI covers it >= 85 % of the time.
+    Measured 2026-12-04: 38 of 40."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     from hybridrad.models.metrics import survival_scorer
