@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -34,11 +35,11 @@ def score(features: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
 
     X = features.loc[truth.index]
     out: dict[str, float] = {}
-    for model, y, head in (
-        ("logistic", truth["idh_wt"].map({1: "IDHwt", 0: "IDHmut"}).to_numpy(), "auc"),
-        ("cox", survival_target(truth, time="os_months", event="death"), "harrell_c"),
+    for y, head in (
+        (truth["idh_wt"].to_numpy(), "auc"),
+        (survival_target(truth, time="os_months", event="death"), "harrell_c"),
     ):
-        config = StudyConfig(model=model, feature_sets={"deep": ("deep",)}, n_boot=200)
+        config = StudyConfig(feature_sets={"deep": ("deep",)}, covariates=(), n_boot=200)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table, _ = compare_feature_sets(X, y, config)
@@ -54,7 +55,7 @@ def main() -> None:
     ap.add_argument("--cohort-seed", type=int, default=0)
     ap.add_argument("--seeds", default="0,1,2", help="pretraining seeds")
     ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/deep-signal"))
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "deep-signal")
     ap.add_argument("--skip-ssl", action="store_true")
     args = ap.parse_args()
 

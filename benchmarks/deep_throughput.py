@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -257,14 +258,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="naive loop's encoder threads")
     ap.add_argument("--batched-threads", type=int, help="default: extract_deep's")
     ap.add_argument("--encoder", default="segmentation")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/deep-bench"))
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "deep-bench")
     ap.add_argument("--peak-tflops", type=float, help="bf16 peak for the roofline")
     ap.add_argument("--lgg", action="store_true", help="TCGA-LGG IDH and 1p/19q AUC")
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/lgg-tcga"))
+    ap.add_argument(
+        "--data", type=Path, help="lgg-tcga folder (default: the shared reference data)"
+    )
     ap.add_argument("--epochs", type=int, default=60, help="--lgg pretraining epochs")
     ap.add_argument("--skip-throughput", action="store_true")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.data is None:
+        from hybridrad.datasets.reference import reference_data_dir
+
+        root = reference_data_dir()
+        args.data = root / "lgg-tcga" if root else None
+    if args.lgg and args.data is None:
+        raise SystemExit("reference data not found: set HYBRIDRAD_DATA or pass --data")
     if not args.skip_throughput:
         cpu_throughput(args)
         flops = fmcib_flops()

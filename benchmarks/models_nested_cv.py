@@ -127,7 +127,9 @@ def bench_lgg(cache: Path, deep: Path | None, targets: str = "idh,codel,os") -> 
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table, _ = compare_feature_sets(X, target, StudyConfig(model=model, **common))
+            key_model = "model" if model == "cox" else "classifier"
+            config = StudyConfig(**{key_model: model, **common})  # type: ignore[arg-type]
+            table, _ = compare_feature_sets(X, target, config)
         print(f"\n{name} ({time.perf_counter() - start:.0f} s)")
         print(table.round(3).to_string())
 

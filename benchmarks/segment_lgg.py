@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None, help="training budget per fold")
     p.add_argument("--config", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=Path("/tmp/hybridrad-seg-bench"))
+    p.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "hybridrad-seg-bench")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
