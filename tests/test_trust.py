@@ -223,6 +223,7 @@ def test_paired_difference_of_a_set_with_itself_is_zero() -> None:
     diff = paired_difference(a, b)
     assert diff["delta"] == 0.0
     assert diff["delta_ci_low"] == 0.0 and diff["delta_ci_high"] == 0.0
+    assert diff["delta_p"] == 1.0
     other = nested_cv(pipe, X, y, param_grid=grid, settings=CVSettings(random_state=1))
     with pytest.raises(ValueError, match="do not share"):
         paired_difference(a, other)

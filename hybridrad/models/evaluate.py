@@ -714,7 +714,7 @@ def paired_difference(result: EvaluationResult, reference: EvaluationResult) -> 
             boot = np.nanmean(result.boot[1:] - reference.boot[1:], axis=1)
         reps = _repeat_means(diff_folds, a["repeat"].to_numpy())
         se, lo, hi = _interval(estimate, boot, reps)
-        p = float("nan")
+        p = 1.0 if se == 0 and estimate == 0 else float("nan")  # identical predictions
         if se > 0 and np.isfinite(se):
             from scipy.stats import norm
 

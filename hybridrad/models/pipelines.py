@@ -584,7 +584,7 @@ def interpret(
                 verdict = f"{name} is worse than {ref}"
             else:
                 verdict = f"no evidence that {name} adds to {ref}"
-            p_text = f"{p:.2g}" if np.isfinite(p) else "n/a (identical predictions)"
+            p_text = f"{p:.2g}" if np.isfinite(p) else "n/a"
             lines.append(
                 f"{name} vs {ref}: {row['delta']:+.3f} [{lo:+.3f}, {hi:+.3f}], "
                 f"p = {p_text}: {verdict}"
