@@ -45,7 +45,8 @@ CI_METHOD = (
     "95% CI = estimate +/- 1.96 * sqrt(SE_boot^2 + SD_repeats^2): SE_boot from a bootstrap "
     "of the cases (one resample shared by every outer fold and repeat, metric recomputed "
     "on each fold's resampled test cases, no refitting) for the test sample; SD_repeats, "
-    "the standard deviation of the per-repeat estimates, for the training sample"
+    "the standard deviation of the per-repeat estimates, for the training sample (unknown "
+    "with a single repeat: that CI leaves training variability out and is too narrow)"
 )
 
 #: Parameters of the grid ordered by model complexity (+1: a larger value is more

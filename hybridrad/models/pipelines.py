@@ -596,6 +596,11 @@ def interpret(
                     f"{name} vs chance: permutation p = {row['perm_p']:.2g} "
                     f"({config.n_permutations} shuffles)"
                 )
+    if config.outer_repeats < 2:
+        lines.append(
+            "one outer repeat: the CIs leave out training variability (too narrow); "
+            "use outer_repeats >= 2 for reported figures"
+        )
     if task == "survival" and n_events is not None:
         most = max(len(config.covariates), 1) + max(config.screen_k)
         if n_events < 10 * most:
