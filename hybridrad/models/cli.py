@@ -400,8 +400,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--clinical", type=Path, required=True, help="clinical CSV with the target")
     _add_target_options(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--horizon", type=float, help="time horizon of time-dependent metrics")
-    p.add_argument("--n-boot", type=int, help="bootstrap resamples of the CIs")
-    p.add_argument("--seed", type=int, help="bootstrap seed")
+    p.add_argument(
+        "--horizon",
+        type=float,
+        help="survival calibration horizon (default: the one saved by `fit`, the median "
+        "training event time or the study's first `times`)",
+    )
+    p.add_argument(
+        "--n-boot", type=int, help="bootstrap resamples of the CIs (default 1000; 0: no CI)"
+    )
+    p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
     _add_table_options(p)
     p.set_defaults(func=_cmd_score)
