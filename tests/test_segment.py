@@ -309,7 +309,8 @@ def test_default_model_segments_synthetic_case(synthetic: Path, tmp_path: Path) 
 
 @pytest.mark.slow
 def test_training_reaches_dice_on_heldout_phantoms(tmp_path: Path) -> None:
-    """Train on 24 phantoms (seed 0; CPU, 40 epochs, <= 10 min) and score 6 held-out ones (seed 1000).
+    """Train on 24 phantoms (seed 0; CPU, the config's 40 epochs) and score 6 held-out ones
+    (seed 1000). Bounded by epochs, not by the clock, so a busy machine is slower, not red.
 
     Criterion: the mean over the three BraTS regions (WT, TC, ET) of the mean Dice over
     held-out cases is >= 0.85; the per-region values are in the assertion message.
@@ -320,7 +321,7 @@ def test_training_reaches_dice_on_heldout_phantoms(tmp_path: Path) -> None:
     train = make_synthetic_cohort(tmp_path / "train", 24, seed=0)
     test = make_synthetic_cohort(tmp_path / "test", 6, seed=1000)
     cohort = Cohort.from_csv(train.manifest_path, label_map="brats", sequences=SEQS)
-    train_model(cohort, tmp_path / "model", cfg, device="cpu", progress=False, max_minutes=10.0)
+    train_model(cohort, tmp_path / "model", cfg, device="cpu", progress=False)
     held_out = Cohort.from_csv(test.manifest_path, label_map="brats", sequences=SEQS)
     segment_cohort(held_out, tmp_path / "pred", model_dir=tmp_path / "model", device="cpu")
     dice = evaluate_masks(held_out, tmp_path / "pred").groupby("region")["dice"].mean()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time as _time
 from collections.abc import Callable
 from typing import Any
 
@@ -417,15 +416,14 @@ def test_correlation_filter_leaves_no_pair_above_threshold() -> None:
             assert cf.support_[i] and full[i, j] > 0.7
 
 
-def test_correlation_filter_speed() -> None:
+def test_correlation_filter_at_scale() -> None:
+    """500 x 2000 with 1000 redundant pairs (speed: benchmarks/selection_speed.py)."""
     rng = np.random.default_rng(0)
     n, p = 500, 2000
     X = rng.normal(size=(n, p))
     X[:, p // 2 :] = X[:, : p // 2] + 0.2 * rng.normal(size=(n, p // 2))
     y = simulate_survival(X, {0: 1.0}, 1)
-    start = _time.perf_counter()
     cf = CorrelationFilter(threshold=0.9).fit(X, y)
-    assert _time.perf_counter() - start < 15.0  # ~1 s on a laptop
     assert cf.support_.sum() == p // 2
 
 
@@ -534,13 +532,12 @@ def test_univariate_cox_matches_sksurv_and_lifelines() -> None:
     assert coef_c[0] == 0.0 and stat_c[0] == 0.0 and p_c[0] == 1.0
 
 
-def test_univariate_cox_speed() -> None:
+def test_univariate_cox_selector_at_scale() -> None:
+    """500 x 2000, three true features (speed: benchmarks/selection_speed.py)."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 2000))
     y = simulate_survival(X, {0: 1.0, 1: -1.0, 2: 0.7}, 1)
-    start = _time.perf_counter()
     sel = UnivariateCoxSelector(k=3).fit(X, y)
-    assert _time.perf_counter() - start < 10.0  # ~0.3 s on a laptop
     assert sorted(sel.get_support(indices=True)) == [0, 1, 2]
 
 
