@@ -24,6 +24,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Lay out, write (120 dpi) and close a figure; returns the path."""
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def km_plot(
     comparison: GroupComparison,
     path: str | os.PathLike[str],
@@ -51,11 +60,7 @@ def km_plot(
     ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top")
     ax.set(xlabel=time_label, ylabel="survival probability", ylim=(0, 1.02), title=title)
     ax.legend(loc="lower left")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def roc_plot(
@@ -69,11 +74,7 @@ def roc_plot(
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def comparison_plot(table: pd.DataFrame, metric: str, path: str | os.PathLike[str]) -> Path:
@@ -87,11 +88,7 @@ def comparison_plot(table: pd.DataFrame, metric: str, path: str | os.PathLike[st
     ax.axvline(0.5, color="grey", lw=0.8, ls="--")
     ax.set_yticks(y, table.index)
     ax.set_xlabel(metric)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def calibration_plot(
@@ -152,8 +149,4 @@ def calibration_plot(
         ax.text(0.02, 0.98, "\n".join(lines), transform=ax.transAxes, ha="left", va="top")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
