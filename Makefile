@@ -1,11 +1,13 @@
-# The two commands of the README:  `make demo`  and  `make test`.
+# The commands of the README:  `make demo`,  `make test`  and  `make test-slow`.
 # Each sets up .venv (scripts/setup.sh, idempotent) and then runs its job.
+# `make test`: lint, type check and the fast tests (pytest leaves out `slow` by default,
+# see [tool.pytest.ini_options]); `make test-slow`: only the `slow` tests (minutes each).
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-output
 CHECKED := hybridrad tests benchmarks examples
 
-.PHONY: setup demo test lint typecheck
+.PHONY: setup demo test test-slow lint typecheck
 
 setup:
 	./scripts/setup.sh
@@ -22,3 +24,6 @@ typecheck: setup
 
 test: lint typecheck
 	$(BIN)/pytest
+
+test-slow: setup
+	$(BIN)/pytest -m slow

@@ -213,11 +213,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 1
     cache = args.out / ".hybridrad-cache"
     seg, manifest = segment_cohort(
-        cohort, args.out / "segmentation", cache_dir=cache, jobs=1, progress=True
+        cohort,
+        args.out / "segmentation",
+        model_dir="synthetic-brats",  # the phantom model; real scans use glioma-flair*
+        cache_dir=cache,
+        jobs=1,
+        progress=True,
     )
     dice = evaluate_masks(cohort, args.out / "segmentation").groupby("region")["dice"].mean()
     print(
-        "[2/5] auto-segmentation (default model): mean Dice "
+        "[2/5] auto-segmentation (shipped model synthetic-brats): mean Dice "
         + ", ".join(f"{r} {d:.3f}" for r, d in dice.items())
     )
     predicted = Cohort.from_csv(manifest, label_map="brats", clinical=cohort.clinical)
@@ -380,9 +385,15 @@ def build_parser() -> argparse.ArgumentParser:
     from hybridrad.segment.cli import add_parsers as add_segment_parsers
 
     add_segment_parsers(sub)
+    from hybridrad.segment.registry import add_parsers as add_registry_parsers
+
+    add_registry_parsers(sub)
     from hybridrad.features.deep_cli import add_parsers as add_deep_parsers
 
     add_deep_parsers(sub)
+    from hybridrad.features.agreement import add_parsers as add_agreement_parsers
+
+    add_agreement_parsers(sub)
 
     p = sub.add_parser("discover", help="write a manifest for a known dataset layout")
     p.add_argument(

@@ -142,6 +142,7 @@ def test_nested_cv_outputs_and_tuning() -> None:
     pd.testing.assert_frame_equal(parallel.folds, result.folds)
 
 
+@pytest.mark.slow
 def test_comparison_table_same_folds_and_permutation_null() -> None:
     X, y, label = _signal_study()
     config = StudyConfig(
@@ -214,6 +215,7 @@ def test_study_config_validation(tmp_path: Path) -> None:
     assert cfg.hash == StudyConfig.from_dict(cfg.to_dict()).hash
 
 
+@pytest.mark.slow
 def test_cli_evaluate_fit_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     X, y, label = _signal_study(n=100)
     X[[c for c in X.columns if c.startswith("rad")]].to_parquet(tmp_path / "rad.parquet")

@@ -208,7 +208,7 @@ def test_region_metrics_known_overlap() -> None:
     assert m["volume_error_ml"] == pytest.approx(0.0)
     assert region_metrics(t, np.zeros_like(t), (1.0, 1.0, 1.0))["dice"] == 0.0
     empty = np.zeros_like(t)
-    assert region_metrics(empty, empty, (1.0, 1.0, 1.0))["dice"] == 1.0
+    assert np.isnan(region_metrics(empty, empty, (1.0, 1.0, 1.0))["dice"])  # empty in both
 
 
 def test_seg_eval_cli(tmp_path: Path) -> None:
@@ -224,7 +224,7 @@ def test_seg_eval_cli(tmp_path: Path) -> None:
         tmp_path / "m.csv", index=False
     )
     args = _parser().parse_args(
-        ["seg-eval", str(tmp_path / "m.csv"), "--pred", str(tmp_path / "pred")]
+        ["seg-eval", str(tmp_path / "m.csv"), "--pred", str(tmp_path / "pred"), "--labels", "brats"]
     )
     assert args.func(args) == 0
     table = pd.read_csv(tmp_path / "pred" / "evaluation.csv").set_index("region")

@@ -177,6 +177,7 @@ def test_seed_reaches_every_estimator() -> None:
         assert pipe.named_steps["model"].get_params()["random_state"] == 7, model
 
 
+@pytest.mark.slow
 def test_logistic_results_are_reproducible() -> None:
     X, y = _labels(3, n=80, p=30)
     config = _config(n_boot=20, screen_k=(3,), prescreen_k=10)
@@ -213,6 +214,7 @@ def test_bootstrap_resamples_are_shared_and_row_zero_is_the_sample() -> None:
     assert boot[1:, 0].std() > 0
 
 
+@pytest.mark.slow
 def test_paired_difference_of_a_set_with_itself_is_zero() -> None:
     X, y = _survival(5, n=80, p=20)
     config = _config(n_boot=30, screen_k=(3,), prescreen_k=10)
@@ -229,6 +231,7 @@ def test_paired_difference_of_a_set_with_itself_is_zero() -> None:
         paired_difference(a, other)
 
 
+@pytest.mark.slow
 def test_ci_includes_training_variability() -> None:
     """With several repeats the CI is wider than the bootstrap alone: SD between repeats
     is added to the bootstrap SE, as CI_METHOD says."""
@@ -417,6 +420,7 @@ def test_ci_covers_the_true_c_index() -> None:
     assert hits / 40 >= 0.85, hits
 
 
+@pytest.mark.slow
 def test_cli_evaluate_speaks_once_and_shows_progress(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,9 @@ Behaviour:
 
 - every finished case is cached (one JSON file, written atomically) under
   ``cache_dir``, keyed by the task's ``cache_key``; a rerun or a resumed run recomputes
-  nothing that finished;
+  nothing that finished. A task that writes files besides its result (masks) may define
+  ``verify_cached(case, output) -> bool``: a cache hit it rejects (file deleted or
+  changed since) is recomputed;
 - a failing case becomes a row of the failures table (case, stage, exception type,
   message) while the others go on;
 - backends: in-process (``jobs=1``), a local process pool (``jobs>1``; SimpleITK and BLAS
@@ -22,6 +24,7 @@ import contextlib
 import json
 import logging
 import math
+import numbers
 import os
 import time
 import traceback
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from hybridrad.io.manifest import CASE_ID, Case, Cohort
@@ -108,7 +112,8 @@ class CohortResult:
             "provenance": out.with_name(f"{stem}.provenance.json"),
         }
         _atomic(paths["features"], lambda p: self.features.to_parquet(p))
-        _atomic(paths["diagnostics"], lambda p: self.diagnostics.astype(str).to_parquet(p))
+        diagnostics = parquet_safe(self.diagnostics)
+        _atomic(paths["diagnostics"], lambda p: diagnostics.to_parquet(p))
         _atomic(paths["failures"], lambda p: self.failures.to_csv(p, index=False))
         record = {
             **provenance,
@@ -123,6 +128,41 @@ class CohortResult:
             lambda p: Path(p).write_text(json.dumps(record, indent=2, default=str)),
         )
         return paths
+
+
+def parquet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy Parquet can store: numeric and boolean columns stay as they are, a column
+    of numbers (and missing values) becomes ``float64``, every other value becomes text
+    (missing values stay missing).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"s": [1.5, 2], "p": ["a", None], "d": [{"k": 1}, None]})
+    >>> parquet_safe(t).dtypes.astype(str).tolist()
+    ['float64', 'object', 'object']
+    >>> parquet_safe(t)["d"].tolist()
+    ["{'k': 1}", None]
+    """
+    out = table.copy()
+    for col in out.columns:
+        column = out[col]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        present = column[column.notna()]
+        if len(present) and all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in present
+        ):
+            out[col] = pd.to_numeric(column, errors="coerce").astype("float64")
+        else:
+            out[col] = column.map(lambda v: None if _missing(v) else str(v)).astype(object)
+    return out
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):  # lists, arrays, dicts
+        return False
 
 
 def _atomic(path: Path, write: Callable[[Path], object]) -> None:
@@ -299,7 +339,7 @@ def run_cohort(
                 todo.append(case)
                 continue
             hit = cache.get(keys[case.case_id])
-            if hit is not None:
+            if hit is not None and _still_valid(task, case, hit):
                 done[case.case_id] = hit
                 continue
         todo.append(case)
@@ -352,6 +392,18 @@ def run_cohort(
         n_computed=len(done) - n_cached,
         seconds=time.perf_counter() - start,
     )
+
+
+def _still_valid(task: CaseTask, case: Case, output: CaseOutput) -> bool:
+    """Whether a cache hit stands: the task's ``verify_cached`` (when it has one) agrees."""
+    verify = getattr(task, "verify_cached", None)
+    if verify is None:
+        return True
+    try:
+        return bool(verify(case, output))
+    except Exception:  # an unreadable output counts as absent: recompute
+        log.debug("cache entry of case %s rejected:\n%s", case.case_id, traceback.format_exc())
+        return False
 
 
 def _progress(total: int, initial: int, *, enabled: bool, desc: str) -> Any:

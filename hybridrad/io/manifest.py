@@ -19,7 +19,9 @@ path is an image (NIfTI, NRRD, MHA, DICOM file); a folder path is a DICOM series
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,50 @@ RESERVED_COLUMNS = (CASE_ID, MASK, SITE)
 
 if TYPE_CHECKING:  # avoids an import cycle at run time
     from hybridrad.io.validate import ValidationReport
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# Device names Windows reserves in any folder, with or without an extension.
+_RESERVED_NAMES = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
+_MAX_STEM = 100
+
+
+def safe_filename(case_id: str) -> str:
+    """A file name (without extension) for ``case_id`` that stays inside its folder.
+
+    Characters other than ``A-Z a-z 0-9 . _ -`` become ``_``; the name never starts or
+    ends with ``.``, is never empty, never a Windows device name (``CON``, ``nul.txt`` ...)
+    and at most 109 characters long. An id that needed any change gets ``-`` and the
+    first 8 hex digits of its sha256 appended, so two different ids never share a
+    name; an id that is already safe is returned unchanged.
+
+    Every path built from a case id (masks, overlays ...) goes through this function.
+
+    Examples
+    --------
+    >>> safe_filename("BraTS_001")
+    'BraTS_001'
+    >>> safe_filename("../../x")
+    '_._.._x-9cdf6a50'
+    >>> safe_filename("a/b") != safe_filename("a_b")
+    True
+    """
+    text = str(case_id)
+    stem = _UNSAFE.sub("_", text)
+    if stem.startswith("."):
+        stem = "_" + stem[1:]
+    if stem.endswith("."):
+        stem = stem[:-1] + "_"
+    if stem.split(".")[0].lower() in _RESERVED_NAMES:
+        stem = "_" + stem
+    changed = stem != text or not stem
+    if len(stem) > _MAX_STEM:
+        stem, changed = stem[:_MAX_STEM], True
+    if not changed:
+        return stem
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem or '_'}-{digest}"
 
 
 @dataclass(frozen=True)

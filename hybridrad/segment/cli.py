@@ -12,6 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from hybridrad.errors import HybridradError
+from hybridrad.io.labels import PRESETS
+
+LINE_WIDTH = 100  # seg-eval's summary never wraps wider than this
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -28,6 +41,7 @@ def _cohort(args: argparse.Namespace) -> Any:
 def cmd_seg_train(args: argparse.Namespace) -> int:
     """``hybridrad seg-train MANIFEST --config C --out MODEL_DIR``."""
     from hybridrad.segment.config import SegConfig
+    from hybridrad.segment.evaluate import check_training_labels
     from hybridrad.segment.train import train_model
 
     try:
@@ -35,6 +49,7 @@ def cmd_seg_train(args: argparse.Namespace) -> int:
         config = SegConfig.load(args.config)
         if args.epochs is not None:
             config.training.epochs = args.epochs
+        check_training_labels(cohort)
         val = None
         if args.val_manifest:
             from hybridrad.io.manifest import Cohort
@@ -42,6 +57,7 @@ def cmd_seg_train(args: argparse.Namespace) -> int:
             val = Cohort.from_csv(
                 args.val_manifest, sequences=cohort.sequences, label_map=cohort.label_map
             )
+            check_training_labels(val, every_region=False)
         meta = train_model(
             cohort,
             args.out,
@@ -64,14 +80,36 @@ def cmd_seg_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postprocess(args: argparse.Namespace, model_post: Any) -> Any:
+    """The model's PostprocessConfig with the flags given on the command line applied."""
+    from dataclasses import replace
+
+    flags = {
+        "keep_largest": args.keep_largest,
+        "min_size": args.min_size,
+        "fill_holes": args.fill_holes,
+    }
+    return replace(model_post, **{k: v for k, v in flags.items() if v is not None})
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     """``hybridrad segment MANIFEST [--model MODEL_DIR] --out DIR``."""
     from hybridrad.segment.infer import segment_cohort
     from hybridrad.segment.model import load_model
+    from hybridrad.segment.registry import pick_model, resolve_model
 
     try:
         cohort = _cohort(args)
-        model_cfg = load_model(args.model).config
+        if args.model is None:
+            picked = pick_model(list(cohort.sequences))
+            model_dir = picked.path
+            print(
+                f"model: {picked.name} (inputs {','.join(picked.sequences)}; the shipped model "
+                "using the most of the manifest's sequences; choose another with --model)"
+            )
+        else:
+            model_dir = resolve_model(args.model)
+        model_cfg = load_model(model_dir).config
         inference = model_cfg.inference
         if args.tta:
             inference.tta = True
@@ -82,8 +120,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         result, manifest = segment_cohort(
             cohort,
             args.out,
-            model_dir=args.model,
+            model_dir=model_dir,
             inference=inference,
+            postprocess=_postprocess(args, model_cfg.postprocess),
             device=args.device,
             jobs=args.jobs,
             cache_dir=args.cache_dir,
@@ -104,7 +143,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def cmd_seg_eval(args: argparse.Namespace) -> int:
     """``hybridrad seg-eval MANIFEST --pred DIR``."""
-    from hybridrad.segment.evaluate import evaluate_masks, summarise
+    from hybridrad.segment.evaluate import evaluate_masks, summary_table
 
     try:
         cohort = _cohort(args)
@@ -116,9 +155,13 @@ def cmd_seg_eval(args: argparse.Namespace) -> int:
         return 1
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
-    summary = summarise(table)
-    print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"per-case table -> {out}" + (f"; overlays -> {overlays}" if overlays else ""))
+    summary = summary_table(table)
+    print(summary.to_string(float_format=lambda v: f"{v:.3f}", line_width=LINE_WIDTH))
+    if summary["empty"].any():
+        print("empty: cases where the region is empty in both masks (Dice, HD95 NaN, left out)")
+    print(f"per-case table -> {out}")
+    if overlays:
+        print(f"overlays -> {overlays}")
     return 0
 
 
@@ -131,13 +174,18 @@ def add_parsers(subparsers: Any) -> None:
         The object returned by ``ArgumentParser.add_subparsers()``.
     """
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, labels_help: str) -> None:
         p.add_argument("manifest", type=Path, help="cohort manifest CSV")
-        p.add_argument("--labels", default="brats", help="label map preset or YAML (brats)")
+        p.add_argument(
+            "--labels",
+            default="binary",
+            help=f"{labels_help}: a preset ({', '.join(PRESETS)}) or a YAML file "
+            "(default: binary, as in `validate` and `extract`)",
+        )
         p.add_argument("--sequences", help="comma-separated sequence columns (default: all)")
 
     p = subparsers.add_parser("seg-train", help="train a MONAI segmentation model")
-    common(p)
+    common(p, "label map of the training masks; the model learns its regions")
     p.add_argument("--config", type=Path, help="segmentation config YAML (default settings)")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--val-manifest", type=Path, help="validation manifest (default: a split)")
@@ -149,12 +197,40 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(func=cmd_seg_train)
 
     p = subparsers.add_parser("segment", help="predict tumour masks for a manifest")
-    common(p)
-    p.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    common(
+        p,
+        "label map for reading the manifest's own masks only; the predicted masks use "
+        "the model's label map",
+    )
+    p.add_argument(
+        "--model",
+        help="shipped model name (`hybridrad models`: glioma-flair, glioma-flair-t1-t1c, "
+        "synthetic-brats) or a model directory from seg-train (default: the shipped model "
+        "using the most of the manifest's sequences; the choice is printed)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     p.add_argument("--sw-batch-size", type=int, help="windows per network call")
     p.add_argument("--no-crop", action="store_true", help="do not crop to the foreground")
+    p.add_argument(
+        "--keep-largest",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep only the largest connected component per region (default: the model's setting)",
+    )
+    p.add_argument(
+        "--min-size",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="remove components smaller than N voxels, 0 keeps all (default: the model's setting)",
+    )
+    p.add_argument(
+        "--fill-holes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fill enclosed holes per region (default: the model's setting)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--cache-dir", type=Path, help="per-case result cache")
@@ -162,7 +238,7 @@ def add_parsers(subparsers: Any) -> None:
     p.set_defaults(func=cmd_segment)
 
     p = subparsers.add_parser("seg-eval", help="Dice/HD95/volume error of predicted masks")
-    common(p)
+    common(p, "label map of the true and predicted masks (the model's, e.g. brats)")
     p.add_argument("--pred", type=Path, required=True, help="output folder of `segment`")
     p.add_argument("--out", type=Path, help="CSV table (default PRED/evaluation.csv)")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")

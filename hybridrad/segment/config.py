@@ -128,7 +128,12 @@ class SegConfig:
     spacing
         Voxel spacing (mm, x y z) the network works at; ``None`` keeps each image's own.
     roi_size
-        Training crop size (voxels, x y z); each a multiple of 8 for SegResNet.
+        Training crop size (voxels, x y z); each a multiple of 8 for SegResNet. With
+        ``spatial_dims: 2`` the last size is 1: the crop is one axial slice.
+    spatial_dims
+        3: a 3D network on patches; 2: a 2D network on axial slices (training samples
+        slices, inference runs slice by slice with MONAI's ``SliceInferer``). 2D suits
+        thick-slice scans (5 mm) such as routine clinical FLAIR.
     foreground_fraction
         A voxel is foreground (for cropping) when some channel exceeds this fraction of
         that channel's 99th percentile.
@@ -142,6 +147,7 @@ class SegConfig:
     sequences: list[str] | None = None
     spacing: list[float] | None = None
     roi_size: list[int] = field(default_factory=lambda: [64, 64, 64])
+    spatial_dims: int = 3
     foreground_fraction: float = 0.1
     margin: int = 4
     training: TrainingConfig = field(default_factory=TrainingConfig)
@@ -153,7 +159,22 @@ class SegConfig:
             raise SegmentationConfigError(
                 f"unknown network {self.network!r}; choose one of {list(NETWORKS)}"
             )
-        if len(self.roi_size) != 3 or any(int(r) < 8 for r in self.roi_size):
+        if self.spatial_dims not in (2, 3):
+            raise SegmentationConfigError(
+                f"spatial_dims must be 2 (axial slices) or 3, got {self.spatial_dims!r}"
+            )
+        if self.spatial_dims == 2:
+            if len(self.roi_size) != 3 or any(int(r) < 8 for r in self.roi_size[:2]):
+                raise SegmentationConfigError(
+                    f"roi_size must be [x, y, 1] with x, y >= 8 for a 2D network, got "
+                    f"{self.roi_size}"
+                )
+            if int(self.roi_size[2]) != 1:
+                raise SegmentationConfigError(
+                    f"a 2D network (spatial_dims: 2) works on single slices: roi_size must "
+                    f"end in 1, got {self.roi_size}"
+                )
+        elif len(self.roi_size) != 3 or any(int(r) < 8 for r in self.roi_size):
             raise SegmentationConfigError(
                 f"roi_size must be three sizes >= 8 (x y z), got {self.roi_size}"
             )

@@ -25,11 +25,15 @@ try:
         CropForegroundd,
         MapTransform,
         NormalizeIntensityd,
+        RandAffined,
+        RandBiasFieldd,
         RandCropByPosNegLabeld,
         RandFlipd,
+        RandGaussianNoised,
         RandScaleIntensityd,
         RandShiftIntensityd,
         SpatialPadd,
+        SqueezeDimd,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -308,7 +312,27 @@ def training_transforms(config: SegConfig, label_map: LabelMap) -> tuple[Compose
             image_threshold=-np.inf,
         ),
     ]
-    if config.training.augment:
+    if config.spatial_dims == 2:
+        # one axial slice per crop: drop the z axis of (C, x, y, 1)
+        rand.append(SqueezeDimd(keys=keys, dim=3))
+        if config.training.augment:
+            rand += [
+                RandFlipd(keys=keys, prob=0.5, spatial_axis=0),  # left-right
+                RandAffined(
+                    keys=keys,
+                    prob=0.5,
+                    rotate_range=np.pi / 12,
+                    scale_range=0.1,
+                    translate_range=8,
+                    mode=("bilinear", "nearest"),
+                    padding_mode="zeros",
+                ),
+                RandBiasFieldd(keys="image", prob=0.3, coeff_range=(0.0, 0.1)),
+                RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
+                RandShiftIntensityd(keys="image", offsets=0.1, prob=0.5),
+                RandGaussianNoised(keys="image", prob=0.15, std=0.05),
+            ]
+    elif config.training.augment:
         rand += [
             RandFlipd(keys=keys, prob=0.5, spatial_axis=0),
             RandFlipd(keys=keys, prob=0.5, spatial_axis=1),

@@ -1,14 +1,18 @@
 """Evaluation of predicted masks against a manifest's ground truth.
 
 Per case and region: Dice (MONAI ``DiceMetric``), 95th-percentile Hausdorff distance
-in mm (``HausdorffDistanceMetric(percentile=95)`` with the image spacing) and volume
-error; plus overlay PNGs for visual review.
+in mm (MONAI's surface distances with the image spacing) and volume error; plus overlay
+PNGs for visual review. Also :func:`check_training_labels`, which checks a cohort's masks
+against its label map before training.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +21,18 @@ import numpy.typing as npt
 import pandas as pd
 import SimpleITK as sitk
 
+from hybridrad.errors import HybridradWarning, MaskLabelError
 from hybridrad.io.images import read_image
-from hybridrad.io.labels import LabelMap
-from hybridrad.io.manifest import CASE_ID, MASK, Cohort
+from hybridrad.io.labels import PRESETS, LabelMap
+from hybridrad.io.manifest import CASE_ID, MASK, Cohort, safe_filename
 from hybridrad.segment._deps import require_torch
 from hybridrad.segment.errors import SegmentationInputError
+
+
+class EmptyRegionWarning(HybridradWarning):
+    """A region is empty in both the true and the predicted mask of some cases, so its
+    Dice and HD95 are undefined (NaN) there."""
+
 
 METRIC_COLUMNS = [
     CASE_ID,
@@ -52,9 +63,10 @@ def region_metrics(
     Returns
     -------
     dict
-        ``dice`` (1 when both are empty, 0 when only one is), ``hd95_mm`` (NaN unless
-        both are non-empty), ``volume_true_ml``, ``volume_pred_ml``, ``volume_error_ml``
-        (pred - true) and ``volume_error_rel`` (relative to the true volume).
+        ``dice`` (NaN when both are empty: undefined, not a perfect score; 0 when only
+        one is), ``hd95_mm`` (NaN unless both are non-empty), ``volume_true_ml``,
+        ``volume_pred_ml``, ``volume_error_ml`` (pred - true) and ``volume_error_rel``
+        (relative to the true volume).
 
     Examples
     --------
@@ -64,20 +76,18 @@ def region_metrics(
     0.5
     """
     torch = require_torch()
-    from monai.metrics import DiceMetric, HausdorffDistanceMetric
+    from monai.metrics import DiceMetric
 
+    truth = np.asarray(truth, dtype=bool)
+    pred = np.asarray(pred, dtype=bool)
     y = torch.as_tensor(truth.astype(np.float32))[None, None]
     yp = torch.as_tensor(pred.astype(np.float32))[None, None]
-    dice_metric = DiceMetric(include_background=True, ignore_empty=False)
-    dice_value = dice_metric(y_pred=yp, y=y)
-    assert isinstance(dice_value, torch.Tensor)
-    dice = float(dice_value[0, 0])
-    hd95 = math.nan
-    if truth.any() and pred.any():
-        hd = HausdorffDistanceMetric(include_background=True, percentile=95)
-        hd_value = hd(y_pred=yp, y=y, spacing=list(spacing))
-        assert isinstance(hd_value, torch.Tensor)
-        hd95 = float(hd_value[0, 0])
+    dice = math.nan
+    if truth.any() or pred.any():
+        dice_value = DiceMetric(include_background=True, ignore_empty=False)(y_pred=yp, y=y)
+        assert isinstance(dice_value, torch.Tensor)
+        dice = float(dice_value[0, 0])
+    hd95 = hd95_mm(truth, pred, spacing) if truth.any() and pred.any() else math.nan
     voxel_ml = float(np.prod(spacing)) / 1000.0
     vt = float(truth.sum()) * voxel_ml
     vp = float(pred.sum()) * voxel_ml
@@ -91,9 +101,36 @@ def region_metrics(
     }
 
 
+def hd95_mm(
+    truth: npt.NDArray[np.bool_], pred: npt.NDArray[np.bool_], spacing: tuple[float, ...]
+) -> float:
+    """Symmetric 95th-percentile Hausdorff distance (mm) of two non-empty binary masks.
+
+    The same numbers as MONAI's ``HausdorffDistanceMetric(percentile=95)``: edges by
+    :func:`monai.metrics.utils.get_mask_edges` (cropped to the union, binary erosion),
+    Euclidean surface distances both ways by
+    :func:`monai.metrics.utils.get_surface_distance` with ``spacing``, the larger of the
+    two 95th percentiles. Called directly because the metric class passes an argument
+    MONAI 1.5+ deprecates (a ``FutureWarning`` on every call).
+    """
+    from monai.metrics.utils import get_mask_edges, get_surface_distance
+
+    edges_pred, edges_true = get_mask_edges(np.asarray(pred, bool), np.asarray(truth, bool))
+    spc = [float(s) for s in spacing]
+    worst = -math.inf
+    for a, b in ((edges_pred, edges_true), (edges_true, edges_pred)):
+        dist = np.asarray(get_surface_distance(a, b, distance_metric="euclidean", spacing=spc))
+        if dist.size == 0:
+            return math.nan
+        worst = max(worst, float(np.quantile(dist, 0.95)))
+    return worst
+
+
 def prediction_paths(cohort: Cohort, pred_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Predicted mask of each case: from ``pred_dir/manifest.csv`` (``mask`` column) when
-    present, else ``pred_dir/masks/<case_id>.nii.gz`` or ``pred_dir/<case_id>.nii.gz``.
+    present, else ``pred_dir/masks/<name>.nii.gz`` or ``pred_dir/<name>.nii.gz``, with
+    ``<name>`` the case id made safe by :func:`hybridrad.io.manifest.safe_filename` (the
+    id itself for ordinary ids), never a path outside ``pred_dir``.
 
     Raises
     ------
@@ -111,7 +148,8 @@ def prediction_paths(cohort: Cohort, pred_dir: str | os.PathLike[str]) -> dict[s
     for case in cohort:
         if case.case_id in found:
             continue
-        for p in (folder / "masks" / f"{case.case_id}.nii.gz", folder / f"{case.case_id}.nii.gz"):
+        name = f"{safe_filename(case.case_id)}.nii.gz"
+        for p in (folder / "masks" / name, folder / name):
             if p.is_file():
                 found[case.case_id] = p
                 break
@@ -134,6 +172,10 @@ def evaluate_masks(
 ) -> pd.DataFrame:
     """Compare predicted masks with the manifest's masks, per case and region.
 
+    A region empty in both masks of a case has Dice and HD95 NaN there (undefined, left
+    out of means) and one :class:`EmptyRegionWarning` per call names such regions with
+    their case counts.
+
     Parameters
     ----------
     cohort
@@ -143,8 +185,8 @@ def evaluate_masks(
     label_map
         Regions to score (default: the cohort's label map).
     overlay_dir
-        Write ``<case_id>.png`` overlays there (image, truth and prediction contours on
-        the axial slice with the largest true tumour area).
+        Write ``<case_id>.png`` overlays there (see :func:`write_overlay`; ids that are no
+        plain file name are made safe by :func:`hybridrad.io.manifest.safe_filename`).
     overlay_sequence
         Background image of the overlays (default ``flair`` when present, else the first).
 
@@ -157,10 +199,14 @@ def evaluate_masks(
     ------
     SegmentationInputError
         Missing prediction, or a prediction not on its ground truth's grid.
+    MaskLabelError
+        A true or predicted mask holds values the label map does not define (evaluated
+        with the wrong ``--labels``).
     """
     lm = label_map or cohort.label_map
     preds = prediction_paths(cohort, pred_dir)
     rows: list[dict[str, Any]] = []
+    empty_both: dict[str, int] = {}
     for case in cohort:
         truth_img = case.read_mask()
         pred_img = read_image(preds[case.case_id])
@@ -174,17 +220,158 @@ def evaluate_masks(
             )
         truth = sitk.GetArrayViewFromImage(truth_img)
         pred = sitk.GetArrayViewFromImage(pred_img)
+        _check_values(truth, lm, case.case_id, f"true mask {case.mask}")
+        _check_values(pred, lm, case.case_id, f"predicted mask {preds[case.case_id]}")
         spacing = tuple(float(s) for s in truth_img.GetSpacing()[::-1])
         for region, values in lm.regions.items():
             m = region_metrics(np.isin(truth, values), np.isin(pred, values), spacing)
+            if math.isnan(m["dice"]):
+                empty_both[region] = empty_both.get(region, 0) + 1
             rows.append({CASE_ID: case.case_id, "region": region, **m})
         if overlay_dir is not None:
             seq = overlay_sequence or ("flair" if "flair" in case.images else cohort.sequences[0])
-            image = sitk.GetArrayFromImage(case.read(seq))
-            write_overlay(
-                image, truth > 0, pred > 0, Path(overlay_dir) / f"{case.case_id}.png", case.case_id
+            image_img = case.read(seq)
+            if not _same_grid(image_img, truth_img):
+                image_img = sitk.Resample(
+                    image_img, truth_img, sitk.Transform(), sitk.sitkLinear, 0.0
+                )
+            image, t_lps, p_lps = (
+                sitk.DICOMOrient(img, "LPS") for img in (image_img, truth_img, pred_img)
             )
+            write_overlay(
+                sitk.GetArrayFromImage(image),
+                sitk.GetArrayViewFromImage(t_lps) > 0,
+                sitk.GetArrayViewFromImage(p_lps) > 0,
+                Path(overlay_dir) / f"{safe_filename(case.case_id)}.png",
+                case.case_id,
+                spacing=(image.GetSpacing()[1], image.GetSpacing()[0]),
+            )
+    if empty_both:
+        listed = ", ".join(f"{r} in {n} of {len(cohort)} case(s)" for r, n in empty_both.items())
+        warnings.warn(
+            f"region(s) empty in both the true and the predicted mask: {listed}; Dice and "
+            "HD95 are NaN there (empty in both) and left out of the means. If the masks "
+            "never hold a region, evaluate with the label map they were drawn with "
+            f"(--labels; now {lm.name!r}).",
+            EmptyRegionWarning,
+            stacklevel=2,
+        )
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
+    return a.GetSize() == b.GetSize() and all(
+        np.allclose(x, y, atol=1e-4)
+        for x, y in (
+            (a.GetSpacing(), b.GetSpacing()),
+            (a.GetOrigin(), b.GetOrigin()),
+            (a.GetDirection(), b.GetDirection()),
+        )
+    )
+
+
+def _presets_for(values: Iterable[int], *, every_region: bool) -> list[str]:
+    """Preset label maps that define every value in ``values`` (and, with
+    ``every_region``, none of whose regions would be empty)."""
+    found = {int(v) for v in values} - {0}
+    names = []
+    for name, preset in PRESETS.items():
+        if not found <= preset.valid_values:
+            continue
+        if every_region and not all(found & set(v) for v in preset.regions.values()):
+            continue
+        names.append(name)
+    return names
+
+
+def _check_values(array: npt.ArrayLike, lm: LabelMap, case_id: str, what: str) -> None:
+    values = np.unique(np.asarray(array))
+    bad = [v for v in values.tolist() if v not in lm.valid_values]
+    if bad:
+        fits = _presets_for(values.tolist(), every_region=False)
+        hint = f" (e.g. --labels {fits[0]})" if fits else ""
+        raise MaskLabelError(
+            f"case {case_id!r}: {what} holds values {[_num(v) for v in bad[:10]]} that label "
+            f"map {lm.name!r} does not define (valid: {sorted(lm.valid_values)}). Evaluate "
+            f"with the label map the masks were drawn with{hint}, or relabel the mask."
+        )
+
+
+def _num(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def check_training_labels(
+    cohort: Cohort, *, every_region: bool = True, jobs: int = 4
+) -> dict[str, list[int]]:
+    """Check a cohort's masks against its label map before training on them.
+
+    Values outside the label map are found by :func:`hybridrad.io.validate.validate_cohort`
+    (its :class:`~hybridrad.errors.MaskLabelError` messages name the case, the file and the
+    values). A region none of whose values occurs in any mask (the BraTS map on 0/1 masks:
+    ET never present) would teach the network to predict nothing there.
+
+    Parameters
+    ----------
+    cohort
+        Cases with masks, read with ``cohort.label_map``.
+    every_region
+        Also require every region to occur in at least one mask.
+    jobs
+        Threads reading the masks.
+
+    Returns
+    -------
+    dict
+        The sorted mask values of each case.
+
+    Raises
+    ------
+    MaskLabelError
+        Some mask holds values the label map does not define (every such case listed).
+    SegmentationInputError
+        A region is empty in every mask (names the region, the values found and the fix).
+    """
+    from hybridrad.io.validate import validate_cohort
+
+    lm = cohort.label_map
+    report = validate_cohort(cohort, check_mask_values=True, jobs=jobs)
+    bad = report.of_kind(MaskLabelError)
+    if bad:
+        lines = [p.message for p in bad[:10]]
+        if len(bad) > 10:
+            lines.append(f"... and {len(bad) - 10} more case(s)")
+        raise MaskLabelError(
+            f"{len(bad)} training mask(s) hold values label map {lm.name!r} does not define:\n  "
+            + "\n  ".join(lines)
+        )
+    cases = [c for c in cohort if c.mask is not None]
+
+    def values_of(case: Any) -> list[int]:
+        mask = case.read_mask()  # keep the image alive while its array view is read
+        return [int(v) for v in np.unique(sitk.GetArrayViewFromImage(mask)).tolist()]
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        found = dict(zip([c.case_id for c in cases], pool.map(values_of, cases), strict=True))
+    if every_region and cases:
+        present = set().union(*map(set, found.values()))
+        empty = {r: v for r, v in lm.regions.items() if not present & set(v)}
+        if empty:
+            fits = [n for n in _presets_for(present, every_region=True) if n != lm.name]
+            fix = (
+                f"train with --labels {fits[0]}"
+                + (f" (or {', '.join(fits[1:])})" if fits[1:] else "")
+                if fits
+                else "give a label map (YAML) without that region, or relabel the masks"
+            )
+            listed = ", ".join(f"{r!r} (values {list(v)})" for r, v in empty.items())
+            raise SegmentationInputError(
+                f"region(s) {listed} of label map {lm.name!r} are empty in every one of the "
+                f"{len(cases)} training mask(s) of {cohort.source or 'the cohort'} (values "
+                f"found: {sorted(present)}); the network would learn to predict nothing "
+                f"there. Fix: {fix}."
+            )
+    return found
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
@@ -193,32 +380,132 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return table.groupby("region", sort=False)[metrics].agg(["mean", "median", "std"])
 
 
+def summary_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A compact summary per region that prints within 80 columns.
+
+    Columns: ``n`` cases, ``empty`` (cases where the region is empty in both masks:
+    Dice NaN, left out), ``dice_mean``, ``dice_sd``, ``dice_median``, ``hd95_median``
+    (mm), ``vol_err_ml`` (mean predicted - true volume) and ``vol_err_rel`` (median
+    relative volume error).
+    """
+    g = table.groupby("region", sort=False)
+    return pd.DataFrame(
+        {
+            "n": g.size(),
+            "empty": g["dice"].apply(lambda d: int(d.isna().sum())),
+            "dice_mean": g["dice"].mean(),
+            "dice_sd": g["dice"].std(),
+            "dice_median": g["dice"].median(),
+            "hd95_median": g["hd95_mm"].median(),
+            "vol_err_ml": g["volume_error_ml"].mean(),
+            "vol_err_rel": g["volume_error_rel"].median(),
+        }
+    )
+
+
+def overlay_slices(
+    truth: npt.NDArray[np.bool_], pred: npt.NDArray[np.bool_], max_slices: int = 12
+) -> list[int]:
+    """Axial slices (first axis) worth showing: at most ``max_slices``, in order.
+
+    Always the slice of largest disagreement (truth XOR prediction) and, for every run
+    of consecutive slices holding truth or prediction (a distant false positive makes a
+    run of its own), its slice of largest area, largest runs first; the rest evenly
+    spaced over the slices holding truth or prediction. The middle slice when both
+    masks are empty.
+    """
+    n_z = truth.shape[0]
+    area = (truth | pred).reshape(n_z, -1).sum(axis=1)
+    candidates = np.flatnonzero(area)
+    if candidates.size == 0:
+        return [n_z // 2]
+    chosen: list[int] = []
+    disagreement = (truth ^ pred).reshape(n_z, -1).sum(axis=1)
+    if disagreement.max() > 0:
+        chosen.append(int(np.argmax(disagreement)))
+    runs = np.split(candidates, np.flatnonzero(np.diff(candidates) > 1) + 1)
+    for run in sorted(runs, key=lambda r: -int(area[r].max())):
+        z = int(run[np.argmax(area[run])])
+        if len(chosen) < max_slices and z not in chosen:
+            chosen.append(z)
+    spread = np.unique(np.linspace(0, candidates.size - 1, max_slices).round().astype(int))
+    for z in candidates[spread].tolist():
+        if len(chosen) < max_slices and int(z) not in chosen:
+            chosen.append(int(z))
+    return sorted(chosen)
+
+
 def write_overlay(
     image: npt.NDArray[Any],
     truth: npt.NDArray[np.bool_],
     pred: npt.NDArray[np.bool_],
     path: Path,
     title: str = "",
+    *,
+    spacing: tuple[float, float] | None = None,
+    max_slices: int = 12,
 ) -> Path:
-    """PNG of the axial slice with the largest true area: image, truth (green) and
-    prediction (red) contours. Uses matplotlib's Agg backend (no display needed)."""
-    import matplotlib
+    """PNG montage of axial slices: image, truth and prediction contours, a legend.
 
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    The slices are those of :func:`overlay_slices` (up to ``max_slices``: the largest
+    disagreement, every separate run of truth or prediction, the rest evenly spaced),
+    so a false positive far from the tumour shows.
 
-    area = truth.reshape(truth.shape[0], -1).sum(axis=1)
-    if area.max() == 0:
-        area = pred.reshape(pred.shape[0], -1).sum(axis=1)
-    z = int(np.argmax(area))
-    fig = Figure(figsize=(4, 4), dpi=100)
-    ax = fig.add_subplot()
-    ax.imshow(np.asarray(image[z], dtype=float), cmap="gray", origin="lower")
-    for mask, colour in ((truth, "lime"), (pred, "red")):
-        if mask[z].any():
-            ax.contour(mask[z].astype(float), levels=[0.5], colors=colour, linewidths=1.0)
-    ax.set_title(f"{title} z={z} (green truth, red prediction)", fontsize=8)
-    ax.set_axis_off()
+    Parameters
+    ----------
+    image, truth, pred
+        Arrays ``(z, y, x)`` of an image in LPS orientation (``sitk.DICOMOrient(img,
+        "LPS")`` then ``sitk.GetArrayFromImage``). Rows then run anterior to posterior
+        and columns patient right to left, so drawing row 0 at the top
+        (``origin="upper"``) gives the radiological display: anterior up, the patient's
+        left on the viewer's right.
+    path
+        PNG file to write (folders are created).
+    title
+        Figure title (the case id).
+    spacing
+        In-plane spacing ``(row, column)`` in mm, for the pixel aspect (square without).
+    max_slices
+        Most slices shown.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from matplotlib.lines import Line2D
+
+    from hybridrad.report.plots import _pyplot, _save
+
+    truth = np.asarray(truth, dtype=bool)
+    pred = np.asarray(pred, dtype=bool)
+    slices = overlay_slices(truth, pred, max_slices)
+    aspect = 1.0 if spacing is None else float(spacing[0]) / float(spacing[1])
+    ncols = min(4, len(slices))
+    nrows = math.ceil(len(slices) / ncols)
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(max(2.6 * ncols, 4.5), 2.6 * nrows + 0.9), squeeze=False
+    )
+    colours = {"truth": "lime", "prediction": "magenta"}
+    for ax, z in zip(axes.ravel(), slices, strict=False):
+        ax.imshow(np.asarray(image[z], dtype=float), cmap="gray", aspect=aspect)
+        for mask, colour in ((truth, colours["truth"]), (pred, colours["prediction"])):
+            if mask[z].any():
+                ax.contour(mask[z].astype(float), levels=[0.5], colors=colour, linewidths=1.0)
+        ax.set_title(f"z={z}", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    fig.suptitle(f"{title}\nanterior up, patient's left on the right", fontsize=9)
+    handles = [Line2D([], [], color=c, lw=2, label=name) for name, c in colours.items()]
+    # an axes legend (below the bottom-left panel) counts in tight_layout; a figure one not
+    axes[-1, 0].legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0.0, -0.02),
+        ncol=2,
+        fontsize=8,
+        frameon=False,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    return path
+    return _save(plt, fig, path)

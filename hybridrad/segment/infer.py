@@ -9,6 +9,7 @@ manifest and writes the masks plus a manifest naming them.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +23,7 @@ import SimpleITK as sitk
 try:
     import torch
     from monai.data import MetaTensor
-    from monai.inferers import sliding_window_inference
+    from monai.inferers import SliceInferer, sliding_window_inference
     from monai.transforms import (
         FillHoles,
         Invertd,
@@ -37,13 +38,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from hybridrad.features.run import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.io.images import write_image
-from hybridrad.io.manifest import CASE_ID, MASK, Case, Cohort, write_manifest
+from hybridrad.io.manifest import CASE_ID, MASK, Case, Cohort, safe_filename, write_manifest
 from hybridrad.provenance import canonical_json, config_hash, file_sha256, library_versions
 from hybridrad.segment.config import InferenceConfig, PostprocessConfig, SegConfig
 from hybridrad.segment.data import preprocess, read_case, resample_onto
-from hybridrad.segment.errors import SequenceMismatchError
 from hybridrad.segment.labels import channels_to_labels
 from hybridrad.segment.model import SegModel, load_model, weights_sha256
+
+log = logging.getLogger(__name__)
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -54,29 +56,46 @@ def predict_probabilities(
     roi_size: Sequence[int],
     settings: InferenceConfig,
     device: torch.device | str = "cpu",
+    spatial_dims: int = 3,
 ) -> torch.Tensor:
     """Sigmoid probabilities of a ``(B, C, x, y, z)`` input by sliding windows.
 
     Windows of ``roi_size`` are evaluated ``settings.sw_batch_size`` at a time and
     blended (``settings.mode``); with ``settings.tta`` the result is averaged over the
-    8 flip combinations of the spatial axes.
+    flip combinations of the spatial axes (8 in 3D; 4 in-plane for a 2D network).
+    A 2D network (``spatial_dims=2``) runs on the axial slices with MONAI's
+    :class:`~monai.inferers.SliceInferer` (``roi_size[:2]`` windows in-plane).
     """
     x = torch.as_tensor(image).to(device)
     flips: list[tuple[int, ...]] = [()]
+    axes = (2, 3, 4) if spatial_dims == 3 else (2, 3)
     if settings.tta:
-        flips = [f for r in range(4) for f in itertools.combinations((2, 3, 4), r)]
+        flips = [f for r in range(len(axes) + 1) for f in itertools.combinations(axes, r)]
+    slicer = None
+    if spatial_dims == 2:
+        slicer = SliceInferer(
+            roi_size=[int(r) for r in roi_size[:2]],
+            sw_batch_size=settings.sw_batch_size,
+            spatial_dim=2,
+            overlap=settings.overlap,
+            mode=settings.mode,
+            progress=False,
+        )
     total: torch.Tensor | None = None
     with torch.no_grad():
         for dims in flips:
             xi = torch.flip(x, dims) if dims else x
-            logits = sliding_window_inference(
-                xi,
-                roi_size=list(roi_size),
-                sw_batch_size=settings.sw_batch_size,
-                predictor=network,
-                overlap=settings.overlap,
-                mode=settings.mode,
-            )
+            if slicer is not None:
+                logits = slicer(xi, network)
+            else:
+                logits = sliding_window_inference(
+                    xi,
+                    roi_size=list(roi_size),
+                    sw_batch_size=settings.sw_batch_size,
+                    predictor=network,
+                    overlap=settings.overlap,
+                    mode=settings.mode,
+                )
             assert isinstance(logits, torch.Tensor)
             prob = torch.sigmoid(logits)
             prob = torch.flip(prob, dims) if dims else prob
@@ -175,22 +194,23 @@ class Segmenter:
         SequenceMismatchError
             Naming the missing sequences and the fix.
         """
-        missing = [s for s in self.model.sequences if s not in cohort.sequences]
-        if missing:
-            raise SequenceMismatchError(
-                f"the model {self.model.path} needs sequences {self.model.sequences} (in this "
-                f"order) but manifest {cohort.source or ''} has no column for {missing} (its "
-                f"sequences: {list(cohort.sequences)}). Rename the manifest columns to the "
-                "model's sequence names, or train a model on the sequences you have "
-                "(`hybridrad seg-train`)."
-            )
+        from hybridrad.segment.registry import check_inputs, model_name
+
+        check_inputs(
+            model_name(self.model.path), self.model.sequences, list(cohort.sequences), cohort.source
+        )
 
     def predict_channels(self, image: MetaTensor) -> MetaTensor:
         """Binary region channels on the grid of ``image`` (``(C, x, y, z)`` MetaTensor)."""
         data = self._pre({"image": image})
         x = data["image"]
         prob = predict_probabilities(
-            self.model.network, x[None], self.roi_size, self.settings, self.torch_device
+            self.model.network,
+            x[None],
+            self.roi_size,
+            self.settings,
+            self.torch_device,
+            self.config.spatial_dims,
         )[0].cpu()
         binary = postprocess_channels(prob > self.settings.threshold, self.post)
         pred = MetaTensor(binary.float(), meta=x.meta)
@@ -240,7 +260,9 @@ class SegmentTask:
     model_dir
         Model directory (``None``: the default model).
     out_dir
-        Masks are written to ``out_dir/masks/<case_id>.nii.gz``.
+        Masks are written to ``out_dir/masks/<name>.nii.gz``, ``<name>`` the case id
+        made safe by :func:`hybridrad.io.manifest.safe_filename` (always inside
+        ``out_dir/masks``).
     inference, postprocess
         Optional overrides of the model's settings.
     device
@@ -282,8 +304,8 @@ class SegmentTask:
         return self._segmenter
 
     def mask_path(self, case: Case) -> Path:
-        """Where the mask of ``case`` is written."""
-        return self.out_dir / "masks" / f"{case.case_id}.nii.gz"
+        """Where the mask of ``case`` is written (inside ``out_dir/masks`` whatever the id)."""
+        return self.out_dir / "masks" / f"{safe_filename(case.case_id)}.nii.gz"
 
     def __call__(self, case: Case) -> CaseOutput:
         """Segment ``case``; features are the predicted region volumes (mL)."""
@@ -291,9 +313,14 @@ class SegmentTask:
             mask = self.segmenter.predict_case(case)
         with stage("write"):
             path = write_image(mask, self.mask_path(case))
+            digest = file_sha256(path)
         return CaseOutput(
             features=region_volumes(mask, self.model.label_map),
-            diagnostics={"mask_path": str(path), "model_weights_sha256": self.weights_sha256},
+            diagnostics={
+                "mask_path": str(path),
+                "mask_sha256": digest,
+                "model_weights_sha256": self.weights_sha256,
+            },
         )
 
     def plan(self) -> dict[str, Any]:
@@ -310,14 +337,25 @@ class SegmentTask:
         }
 
     def cache_key(self, case: Case) -> str:
-        """Content address: input-file hashes + plan."""
+        """Content address of the inputs only: case id, input-file hashes and the plan
+        (weights sha256, settings, output folder). Whether the mask exists is checked
+        on a hit by :meth:`verify_cached`, never folded into the key."""
         import hashlib
 
         inputs = {s: file_sha256(case.images[s]) for s in self.model.sequences if s in case.images}
         payload = canonical_json({"case": case.case_id, "inputs": inputs, "plan": self.plan()})
-        if not self.mask_path(case).is_file():  # output deleted: recompute
-            payload += "|missing-output"
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    def verify_cached(self, case: Case, output: CaseOutput) -> bool:
+        """Whether a cached result still stands: its mask is where this run writes it and
+        holds the bytes that run wrote (sha256). A deleted, truncated or overwritten mask
+        makes the hit a miss, so the case is segmented again."""
+        diag = output.diagnostics
+        path = self.mask_path(case)
+        recorded = diag.get("mask_path")
+        if not recorded or not path.is_file() or Path(str(recorded)).resolve() != path.resolve():
+            return False
+        return bool(diag.get("mask_sha256")) and file_sha256(path) == diag["mask_sha256"]
 
     def cost(self, case: Case) -> int:
         """Bytes of the input images (largest cases start first)."""
@@ -344,11 +382,15 @@ def segment_cohort(
     cohort
         The cases (must provide the model's sequences).
     out_dir
-        Output folder: ``masks/<case_id>.nii.gz``, ``manifest.csv`` (the input manifest
-        with ``mask`` replaced by the predictions, ready for ``hybridrad extract``),
+        Output folder: ``masks/<case_id>.nii.gz`` (an id that is no plain file name is
+        made safe by :func:`hybridrad.io.manifest.safe_filename`), ``manifest.csv`` (the
+        input manifest with ``mask`` replaced by the predictions, ready for
+        ``hybridrad extract``),
         ``volumes.parquet`` (+ diagnostics, failures, provenance).
     model_dir
-        Model directory (``None``: the default model).
+        Model directory or shipped model name (``hybridrad models``); ``None`` picks the
+        shipped model using the most of the manifest's sequences
+        (:func:`hybridrad.segment.registry.pick_model`) and logs which.
     inference, postprocess
         Optional overrides of the model's settings.
     device
@@ -368,6 +410,14 @@ def segment_cohort(
     SequenceMismatchError
         The manifest lacks a sequence the model needs.
     """
+    from hybridrad.segment.registry import pick_model, resolve_model
+
+    if model_dir is None:
+        picked = pick_model(list(cohort.sequences))
+        log.info("segmenting with shipped model %s (inputs %s)", picked.name, picked.sequences)
+        model_dir = picked.path
+    else:
+        model_dir = resolve_model(model_dir)
     out = Path(out_dir)
     task = SegmentTask(model_dir, out, inference=inference, postprocess=postprocess, device=device)
     task.segmenter.check_sequences(cohort)

@@ -49,9 +49,13 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 
 
 def build_network(
-    name: str, in_channels: int, out_channels: int, kwargs: dict[str, Any] | None = None
+    name: str,
+    in_channels: int,
+    out_channels: int,
+    kwargs: dict[str, Any] | None = None,
+    spatial_dims: int = 3,
 ) -> nn.Module:
-    """A MONAI 3D network by class name.
+    """A MONAI network by class name (3D, or 2D for slice-wise models).
 
     Parameters
     ----------
@@ -59,6 +63,8 @@ def build_network(
         ``SegResNet``, ``UNet`` or ``DynUNet``.
     in_channels, out_channels
         Input sequences and output region channels.
+    spatial_dims
+        3, or 2 for a network applied to axial slices.
     kwargs
         Further keyword arguments of the class. ``UNet`` defaults to
         ``channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=1``; ``DynUNet``
@@ -70,21 +76,22 @@ def build_network(
         Unknown network name or invalid kwargs.
     """
     kw = dict(kwargs or {})
+    d = spatial_dims
     try:
         if name == "SegResNet":
             return SegResNet(
-                spatial_dims=3, in_channels=in_channels, out_channels=out_channels, **kw
+                spatial_dims=d, in_channels=in_channels, out_channels=out_channels, **kw
             )
         if name == "UNet":
             kw.setdefault("channels", (16, 32, 64, 128))
             kw.setdefault("strides", (2, 2, 2))
             kw.setdefault("num_res_units", 1)
-            return UNet(spatial_dims=3, in_channels=in_channels, out_channels=out_channels, **kw)
+            return UNet(spatial_dims=d, in_channels=in_channels, out_channels=out_channels, **kw)
         if name == "DynUNet":
-            kw.setdefault("kernel_size", [3, 3, 3, 3])
+            kw.setdefault("kernel_size", [3] * 4)
             kw.setdefault("strides", [1, 2, 2, 2])
-            kw.setdefault("upsample_kernel_size", [2, 2, 2])
-            return DynUNet(spatial_dims=3, in_channels=in_channels, out_channels=out_channels, **kw)
+            kw.setdefault("upsample_kernel_size", [2] * 3)
+            return DynUNet(spatial_dims=d, in_channels=in_channels, out_channels=out_channels, **kw)
     except TypeError as exc:
         raise ModelDirError(f"invalid keyword arguments for {name}: {exc}") from exc
     raise ModelDirError(f"unknown network {name!r}; choose SegResNet, UNet or DynUNet")
@@ -229,7 +236,11 @@ def load_model(model_dir: str | os.PathLike[str] | None = None) -> SegModel:
     meta = read_metadata(folder)
     net_meta = meta["network"]
     network = build_network(
-        net_meta["name"], meta["in_channels"], meta["out_channels"], net_meta["kwargs"]
+        net_meta["name"],
+        meta["in_channels"],
+        meta["out_channels"],
+        net_meta["kwargs"],
+        int(net_meta.get("spatial_dims", 3)),
     )
     try:
         network.load_state_dict(load_state_dict(folder))
