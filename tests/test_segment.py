@@ -291,7 +291,17 @@ def test_default_model_segments_synthetic_case(synthetic: Path, tmp_path: Path) 
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
     assert size < 5e6
     args = _parser().parse_args(
-        ["segment", str(synthetic), "--out", str(tmp_path / "pred"), "--no-progress"]
+        [
+            "segment",
+            str(synthetic),
+            "--model",
+            "synthetic-brats",
+            "--labels",
+            "brats",
+            "--out",
+            str(tmp_path / "pred"),
+            "--no-progress",
+        ]
     )
     assert args.func(args) == 0
     out = Cohort.from_csv(tmp_path / "pred" / "manifest.csv", label_map="brats")

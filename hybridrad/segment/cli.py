@@ -104,8 +104,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
             picked = pick_model(list(cohort.sequences))
             model_dir = picked.path
             print(
-                f"model: {picked.name} (inputs {','.join(picked.sequences)}; the shipped model "
-                "using the most of the manifest's sequences; choose another with --model)"
+                f"model: {picked.name} (inputs {','.join(picked.sequences)}, CV mean Dice "
+                f"{picked.cv['mean_dice']:.3f}: the best shipped model for the manifest's "
+                "sequences; choose another with --model)"
             )
         else:
             model_dir = resolve_model(args.model)
@@ -205,8 +206,9 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--model",
         help="shipped model name (`hybridrad models`: glioma-flair, glioma-flair-t1-t1c, "
-        "synthetic-brats) or a model directory from seg-train (default: the shipped model "
-        "using the most of the manifest's sequences; the choice is printed)",
+        "synthetic-brats) or a model directory from seg-train (default: the shipped real-data "
+        "model with the best cross-validated Dice among those whose inputs the manifest "
+        "has; the choice is printed)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")

@@ -215,6 +215,8 @@ class Segmenter:
         binary = postprocess_channels(prob > self.settings.threshold, self.post)
         pred = MetaTensor(binary.float(), meta=x.meta)
         pred.applied_operations = x.applied_operations
+        if not x.applied_operations:  # nothing to undo (no foreground crop)
+            return pred
         data["pred"] = pred
         inverted = Invertd(keys="pred", transform=self._pre, orig_keys="image")(data)
         out = inverted["pred"]
@@ -389,8 +391,9 @@ def segment_cohort(
         ``volumes.parquet`` (+ diagnostics, failures, provenance).
     model_dir
         Model directory or shipped model name (``hybridrad models``); ``None`` picks the
-        shipped model using the most of the manifest's sequences
-        (:func:`hybridrad.segment.registry.pick_model`) and logs which.
+        shipped real-data model with the best cross-validated Dice among those whose
+        inputs the manifest has (:func:`hybridrad.segment.registry.pick_model`) and logs
+        which.
     inference, postprocess
         Optional overrides of the model's settings.
     device

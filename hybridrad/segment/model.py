@@ -314,6 +314,11 @@ def load_encoder(model_dir: str | os.PathLike[str] | None = None) -> Segmentatio
         A :class:`torch.nn.Module` in eval mode whose ``forward(x)`` returns a list of
         stage tensors ``[(B, c_i, *spatial_i)]``, highest resolution first.
 
+    Raises
+    ------
+    ModelDirError
+        The model is 2D (slice-wise): deep features take 3D encoders.
+
     Examples
     --------
     >>> enc = load_encoder()  # doctest: +SKIP
@@ -321,6 +326,12 @@ def load_encoder(model_dir: str | os.PathLike[str] | None = None) -> Segmentatio
     [8, 16, 32, 64]
     """
     model = load_model(model_dir)
+    if int(model.metadata["network"].get("spatial_dims", 3)) != 3:
+        raise ModelDirError(
+            f"{model.path} is a 2D slice-wise model; deep features need a 3D encoder. Use a "
+            "3D segmentation model (e.g. the synthetic-brats default, or one trained with "
+            "`hybridrad seg-train` and spatial_dims: 3) or another --encoder."
+        )
     encoder = SegmentationEncoder(model.network)
     encoder.eval()
     return encoder

@@ -1,8 +1,9 @@
 """The segmentation models shipped with hybridrad, by name.
 
 ``hybridrad models`` lists them; ``hybridrad segment --model NAME`` runs one; without
-``--model``, :func:`pick_model` chooses the shipped model whose inputs the manifest has
-(the one using the most sequences) and says which.
+``--model``, :func:`pick_model` chooses, among the real-data models whose inputs the
+manifest has, the one with the best cross-validated Dice, and says which. The
+synthetic-phantom model is used only when named.
 
 Each shipped model is a model directory (``model.json`` + weights) under
 ``hybridrad/segment/models/<name>/``; the synthetic-phantom model keeps its historical
@@ -153,23 +154,27 @@ def check_inputs(name: str, needs: list[str], has: list[str], source: object = N
 
 
 def pick_model(sequences: list[str]) -> ShippedModel:
-    """The shipped model for a manifest with ``sequences``: among those whose inputs are
-    all present, the one using the most sequences (ties: :data:`SHIPPED` order).
+    """The shipped model for a manifest with ``sequences``: among the real-data models
+    (those with cross-validated Dice in their metadata) whose inputs are all present, the
+    one with the highest CV mean Dice (ties: more sequences, then :data:`SHIPPED` order).
+    The synthetic-phantom model is never picked automatically.
 
     Raises
     ------
     SequenceMismatchError
         No shipped model fits; the message lists each model's inputs.
     """
-    fits = [m for m in shipped_models() if all(s in sequences for s in m.sequences)]
+    real = [m for m in shipped_models() if m.cv]
+    fits = [m for m in real if all(s in sequences for s in m.sequences)]
     if not fits:
-        needs = "; ".join(f"{m.name}: {','.join(m.sequences)}" for m in shipped_models())
+        needs = "; ".join(f"{m.name}: {','.join(m.sequences)}" for m in real)
         raise SequenceMismatchError(
             f"no shipped segmentation model fits a manifest with sequences {sequences} "
             f"(the models need: {needs}). Name the manifest columns after the sequences "
-            "(e.g. 'flair'), or train a model on yours with `hybridrad seg-train`."
+            "(e.g. 'flair'), name a model with --model, or train one on yours with "
+            "`hybridrad seg-train`."
         )
-    return max(fits, key=lambda m: len(m.sequences))
+    return max(fits, key=lambda m: (round(float(m.cv["mean_dice"]), 3), len(m.sequences)))
 
 
 def models_table() -> list[dict[str, Any]]:
@@ -199,7 +204,8 @@ def cmd_models(args: Any) -> int:
         print(f"  {row['description']}")
     print(
         "\nUse one with `hybridrad segment MANIFEST --model NAME --out DIR`; without --model, "
-        "segment picks the model using the most of the manifest's sequences."
+        "segment picks the real-data model with the best CV Dice among those whose inputs "
+        "the manifest has."
     )
     return 0
 
