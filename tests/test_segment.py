@@ -275,6 +275,8 @@ def test_wrong_channels_and_sequence_mismatch(synthetic: Path, tmp_path: Path) -
             str(synthetic),
             "--sequences",
             "t1,t1c,flair",
+            "--model",
+            "synthetic-brats",
             "--out",
             str(tmp_path / "o"),
             "--no-progress",
