@@ -149,7 +149,7 @@ def test_every_shipped_model_is_listed_loads_and_is_small() -> None:
     for name in GLIOMA:
         row = next(r for r in models_table() if r["name"] == name)
         assert row["output"] == "tumor" and row["network"] == "UNet 2D"
-        assert 0.5 < row["cv_mean_dice"] <= 1.0 and "-fold" in row["cv"]
+        assert 0.5 < row["cv_mean_dice"] <= 1.0 and row["cv"] == "5-fold, 39 cases"
 
 
 def test_resolve_model_by_name_or_path(tmp_path: Path) -> None:
