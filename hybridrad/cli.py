@@ -338,20 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default="binary", help="label map preset or YAML (default binary)")
     p.add_argument("--sequences", help="comma-separated sequences (default: all)")
     p.add_argument("--regions", help="comma-separated label-map regions (default: all)")
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
-    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="per-case result cache (default: .hybridrad-cache beside --out)",
-    )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=1e-3,
-        help="image/mask geometry tolerance if the config sets none",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from hybridrad.features.radiomics import add_extraction_arguments
+
+    add_extraction_arguments(p, cache_default=".hybridrad-cache beside --out")
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser(

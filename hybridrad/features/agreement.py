@@ -38,7 +38,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from hybridrad.errors import HybridradError, HybridradWarning
-from hybridrad.features.radiomics import SEP, RadiomicsConfig, RadiomicsTask
+from hybridrad.features.radiomics import (
+    SEP,
+    RadiomicsConfig,
+    RadiomicsTask,
+    add_extraction_arguments,
+)
 from hybridrad.features.robustness import icc
 from hybridrad.features.run import FAILURE_COLUMNS, CohortResult, run_cohort
 from hybridrad.io.manifest import CASE_ID, MASK, Cohort
@@ -746,16 +751,5 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--confidence", type=float, default=0.95, help="ICC interval coverage (default 0.95)"
     )
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
-    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    p.add_argument(
-        "--cache-dir", type=Path, help="per-case result cache (default OUT/.hybridrad-cache)"
-    )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=1e-3,
-        help="image/mask geometry tolerance if the config sets none",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_extraction_arguments(p, cache_default="OUT/.hybridrad-cache")
     p.set_defaults(func=cmd_contour_agreement)

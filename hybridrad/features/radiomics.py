@@ -431,3 +431,21 @@ def extract_radiomics(
     return run_cohort(
         cohort, task, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir, progress=progress
     )
+
+
+def add_extraction_arguments(parser: Any, *, cache_default: str) -> None:
+    """The runner flags shared by ``extract`` and ``contour-agreement``: ``--jobs``,
+    ``--scheduler``, ``--cache-dir`` (default ``cache_default``), ``--tolerance`` and
+    ``--no-progress``."""
+    parser.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
+    parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    parser.add_argument(
+        "--cache-dir", type=Path, help=f"per-case result cache (default: {cache_default})"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="image/mask geometry tolerance if the config sets none",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
