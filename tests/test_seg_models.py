@@ -250,3 +250,19 @@ def test_2d_model_is_refused_as_deep_feature_encoder() -> None:
 
     with pytest.raises(ModelDirError, match="2D slice-wise"):
         load_encoder(resolve_model("glioma-flair"))
+
+
+def test_empty_predictions_get_one_warning_naming_them(tmp_path: Path) -> None:
+    """A scan the model finds nothing in (here: a blank volume) is not passed on silently."""
+    from hybridrad.segment.infer import EmptyPredictionWarning, segment_cohort
+
+    manifest = _flair_cohort(tmp_path / "data", n=1)
+    blank = tmp_path / "blank.nii.gz"
+    _write(np.zeros((8, 32, 32), np.float32), blank)
+    table = pd.read_csv(manifest)
+    table.loc[1] = ["blank", str(blank), table.loc[0, "mask"]]
+    table.to_csv(manifest, index=False)
+    cohort = Cohort.from_csv(manifest, label_map="binary")
+    with pytest.warns(EmptyPredictionWarning, match=r"of 2 case.*glioma-flair.*'blank'") as rec:
+        segment_cohort(cohort, tmp_path / "out", model_dir="glioma-flair", device="cpu")
+    assert len([w for w in rec if w.category is EmptyPredictionWarning]) == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'hybridrad[deep]'"
     ) from exc
 
+from hybridrad.errors import HybridradWarning
 from hybridrad.features.run import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.io.images import write_image
 from hybridrad.io.manifest import CASE_ID, MASK, Case, Cohort, safe_filename, write_manifest
@@ -364,6 +366,30 @@ class SegmentTask:
         return sum(case.images[s].stat().st_size for s in self.model.sequences if s in case.images)
 
 
+class EmptyPredictionWarning(HybridradWarning):
+    """Some cases got an empty predicted mask."""
+
+
+def _warn_empty(volumes: pd.DataFrame, model_dir: str | os.PathLike[str]) -> None:
+    """One warning naming the cases whose predicted mask is empty: a scan unlike the
+    model's training data (skull-stripped, other resolution or sequence) looks like this."""
+    if volumes.empty:
+        return
+    empty = [str(c) for c, total in volumes.sum(axis=1).items() if total <= 0]
+    if empty:
+        from hybridrad.segment.registry import model_name
+
+        warnings.warn(
+            f"{len(empty)} of {len(volumes)} case(s) got an empty mask from model "
+            f"{model_name(model_dir)!r}: {empty[:10]}{' ...' if len(empty) > 10 else ''}. "
+            "Either no tumour is visible, or the scans differ from the model's training "
+            "data (e.g. skull-stripped or BraTS-style scans for the glioma models, see "
+            "docs/benchmarks.md); check them with `hybridrad seg-eval` on a few expert masks.",
+            EmptyPredictionWarning,
+            stacklevel=3,
+        )
+
+
 def segment_cohort(
     cohort: Cohort,
     out_dir: str | os.PathLike[str],
@@ -439,6 +465,7 @@ def segment_cohort(
             row["site"] = case.site
         rows.append(row)
     manifest = write_manifest(pd.DataFrame(rows), out / "manifest.csv")
+    _warn_empty(result.features, model_dir)
     result.save(
         out / "volumes.parquet",
         provenance={
