@@ -38,6 +38,15 @@ class ManifestError(HybridradError, ValueError):
     """The manifest table itself is malformed (missing ``case_id`` column, no sequences ...)."""
 
 
+class EmptyInputError(ManifestError):
+    """A manifest or table is empty (0 bytes, header only) or a case id cell is empty."""
+
+
+class PathEscapeError(ManifestError):
+    """A relative path in a manifest climbs out of the manifest's folder (``../``);
+    pass ``--allow-outside`` (``allow_outside=True``) when that is intended."""
+
+
 class DuplicateCaseError(ManifestError):
     """The same ``case_id`` appears more than once."""
 
@@ -119,7 +128,38 @@ class NonFiniteImageError(HybridradError, ValueError):
 
 
 class ImageDimensionError(HybridradError, ValueError):
-    """An image's dimensionality does not fit the configuration (2D image, 3D config)."""
+    """An image's dimensionality does not fit the configuration (2D image, 3D config),
+    or it has several components per voxel (RGB, vector) where one is needed."""
+
+
+class ImageHeaderError(HybridradError, ValueError):
+    """An image header describes an absurd grid (spacing of 1e-6 or 1e6 mm, billions of
+    voxels, a singular direction matrix); refused before any voxel is read."""
+
+
+class ConstantImageWarning(HybridradWarning):
+    """An image holds a single value (blank or saturated); features of it are meaningless."""
+
+
+class LabelValueWarning(HybridradWarning):
+    """A mask holds values the label map says to ignore; they were left out as asked."""
+
+
+# --- outputs, devices, trust -----------------------------------------------------------------
+
+
+class OutputPathError(HybridradError, OSError):
+    """An output path cannot be written (read-only folder, a folder where a file is due,
+    a suffix that does not match the written format); checked before any compute."""
+
+
+class DeviceError(HybridradError, ValueError):
+    """The requested compute device (``--device cuda``) is not available here."""
+
+
+class UntrustedCodeError(HybridradError, PermissionError):
+    """A file would run code when loaded (a TorchScript module) and trust was not given
+    (``--trust-code`` / ``trust_code=True``)."""
 
 
 class ExtractionError(HybridradError, RuntimeError):
