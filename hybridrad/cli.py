@@ -455,11 +455,67 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logging.getLogger("radiomics").propagate = False  # it prints through its own handler
 
 
+#: What ``--out`` is for each command: a folder, or a file with one of these suffixes.
+#: Checked before any case is computed (:mod:`hybridrad.preflight`).
+OUTPUTS: dict[str, str | tuple[str, ...]] = {
+    "extract": (".parquet",),
+    "robustness": (".csv",),
+    "evaluate": "folder",
+    "fit": "folder",
+    "predict": (".csv",),
+    "score": "folder",
+    "seg-train": "folder",
+    "segment": "folder",
+    "seg-eval": (".csv",),
+    "deep-features": (".parquet",),
+    "pretrain": "folder",
+    "contour-agreement": "folder",
+    "discover": (".csv",),
+    "demo-cohort": "folder",
+    "demo": "folder",
+}
+
+#: Exit statuses of :func:`main`.
+EXIT_OK, EXIT_FAILED_CASES, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Refuse, before any compute, outputs that cannot be written and absent devices."""
+    from hybridrad import preflight as pf
+
+    kind = OUTPUTS.get(args.command)
+    out = getattr(args, "out", None)
+    if kind is not None and out is not None:
+        if kind == "folder":
+            pf.output_folder(out)
+        else:
+            pf.output_file(out, kind)
+    report = getattr(args, "report", None)
+    if report is not None:
+        pf.output_file(report, (".csv",), what="--report")
+    device = getattr(args, "device", None)
+    if device is not None:
+        pf.check_device(device)
+
+
+def _input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a problem with the user's input (exit 2) rather than a bug."""
+    import yaml
+
+    return isinstance(exc, (HybridradError, OSError, yaml.YAMLError))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or "(no message)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
-    0 success, 1 the data has problems (validation failed, cases failed),
-    2 bad usage or input that stopped the run.
+    0 success; 1 the data has problems (validation failed, some cases failed: the
+    others are written); 2 bad input or usage stopped the run (one line naming the
+    case, file or column and the fix); 3 an internal error (a bug: please report it).
+    Tracebacks are printed only with ``-v``; interrupted runs keep their cache.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -468,10 +524,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
+            preflight(args)
             return handler(args)
-        except (HybridradError, FileNotFoundError, FileExistsError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        except KeyboardInterrupt:
+            print(
+                "interrupted: finished cases are cached; rerun the command to resume",
+                file=sys.stderr,
+            )
+            return 130
+        except Exception as exc:
+            if args.verbose:
+                import traceback
+
+                traceback.print_exc()
+            message = _one_line(exc)
+            if _input_error(exc):
+                for problem in getattr(exc, "problems", None) or [exc]:
+                    print(f"error: {type(problem).__name__}: {_one_line(problem)}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            print(
+                f"internal error: {type(exc).__name__}: {message}. This is a bug in "
+                f"hybridrad {__version__}; rerun with -v for the traceback and report it.",
+                file=sys.stderr,
+            )
+            return EXIT_INTERNAL
         finally:
             summary = summarize_warnings(caught)
             if summary:

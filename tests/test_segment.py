@@ -15,6 +15,7 @@ import SimpleITK as sitk
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
+from hybridrad.cli import main  # noqa: E402
 from hybridrad.datasets.synthetic import make_synthetic_cohort  # noqa: E402
 from hybridrad.io.labels import LabelMap  # noqa: E402
 from hybridrad.io.manifest import Cohort  # noqa: E402
@@ -269,20 +270,18 @@ def test_wrong_channels_and_sequence_mismatch(synthetic: Path, tmp_path: Path) -
     bad = type(case)(case.case_id, {**case.images, "t1": tmp_path / "vec.nii.gz"}, case.mask)
     with pytest.raises(SegmentationInputError, match=r"syn_0000.*'t1'.*2 component"):
         seg.predict_case(bad)
-    args = _parser().parse_args(
-        [
-            "segment",
-            str(synthetic),
-            "--sequences",
-            "t1,t1c,flair",
-            "--model",
-            "synthetic-brats",
-            "--out",
-            str(tmp_path / "o"),
-            "--no-progress",
-        ]
-    )
-    assert args.func(args) == 1
+    argv = [
+        "segment",
+        str(synthetic),
+        "--sequences",
+        "t1,t1c,flair",
+        "--model",
+        "synthetic-brats",
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    assert main(argv) == 2  # bad input: one line, no traceback
 
 
 # --- the default model ------------------------------------------------------------------

@@ -241,10 +241,8 @@ def test_seg_train_rejects_region_absent_from_every_mask(tmp_path: Path) -> None
     assert "'ET'" in msg and "'TC'" not in msg and "values found: [0, 1]" in msg
     assert "--labels binary" in msg
     assert check_training_labels(cohort.subset(["a"]), every_region=False) == {"a": [0, 1]}
-    args = _parser().parse_args(
-        ["seg-train", str(tmp_path / "in" / "manifest.csv"), "--labels", "brats", "--out", "m"]
-    )
-    assert args.func(args) == 1  # before any training
+    argv = ["seg-train", str(tmp_path / "in" / "manifest.csv"), "--labels", "brats"]
+    assert main([*argv, "--out", str(tmp_path / "m")]) == 2  # before any training
 
 
 def test_seg_train_rejects_values_outside_label_map(tmp_path: Path) -> None:

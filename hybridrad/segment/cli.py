@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hybridrad.errors import HybridradError
 from hybridrad.io.labels import PRESETS
 
 LINE_WIDTH = 100  # seg-eval's summary never wraps wider than this
@@ -44,33 +43,29 @@ def cmd_seg_train(args: argparse.Namespace) -> int:
     from hybridrad.segment.evaluate import check_training_labels
     from hybridrad.segment.train import train_model
 
-    try:
-        cohort = _cohort(args)
-        config = SegConfig.load(args.config)
-        if args.epochs is not None:
-            config.training.epochs = args.epochs
-        check_training_labels(cohort)
-        val = None
-        if args.val_manifest:
-            from hybridrad.io.manifest import Cohort
+    cohort = _cohort(args)
+    config = SegConfig.load(args.config)
+    if args.epochs is not None:
+        config.training.epochs = args.epochs
+    check_training_labels(cohort)
+    val = None
+    if args.val_manifest:
+        from hybridrad.io.manifest import Cohort
 
-            val = Cohort.from_csv(
-                args.val_manifest, sequences=cohort.sequences, label_map=cohort.label_map
-            )
-            check_training_labels(val, every_region=False)
-        meta = train_model(
-            cohort,
-            args.out,
-            config,
-            val_cohort=val,
-            resume=args.resume,
-            device=args.device,
-            progress=not args.no_progress,
-            max_minutes=args.max_minutes,
+        val = Cohort.from_csv(
+            args.val_manifest, sequences=cohort.sequences, label_map=cohort.label_map
         )
-    except HybridradError as exc:
-        print(f"error: {exc}")
-        return 1
+        check_training_labels(val, every_region=False)
+    meta = train_model(
+        cohort,
+        args.out,
+        config,
+        val_cohort=val,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
+        max_minutes=args.max_minutes,
+    )
     m = meta["metrics"]
     print(
         f"model -> {args.out}: best validation Dice {m['val_dice_mean']:.3f} "
@@ -98,40 +93,36 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from hybridrad.segment.model import load_model
     from hybridrad.segment.registry import pick_model, resolve_model
 
-    try:
-        cohort = _cohort(args)
-        if args.model is None:
-            picked = pick_model(list(cohort.sequences))
-            model_dir = picked.path
-            print(
-                f"model: {picked.name} (inputs {','.join(picked.sequences)}, CV mean Dice "
-                f"{picked.cv['mean_dice']:.3f}: the best shipped model for the manifest's "
-                "sequences; choose another with --model)"
-            )
-        else:
-            model_dir = resolve_model(args.model)
-        model_cfg = load_model(model_dir).config
-        inference = model_cfg.inference
-        if args.tta:
-            inference.tta = True
-        if args.sw_batch_size is not None:
-            inference.sw_batch_size = args.sw_batch_size
-        if args.no_crop:
-            inference.crop_foreground = False
-        result, manifest = segment_cohort(
-            cohort,
-            args.out,
-            model_dir=model_dir,
-            inference=inference,
-            postprocess=_postprocess(args, model_cfg.postprocess),
-            device=args.device,
-            jobs=args.jobs,
-            cache_dir=args.cache_dir,
-            progress=not args.no_progress,
+    cohort = _cohort(args)
+    if args.model is None:
+        picked = pick_model(list(cohort.sequences))
+        model_dir = picked.path
+        print(
+            f"model: {picked.name} (inputs {','.join(picked.sequences)}, CV mean Dice "
+            f"{picked.cv['mean_dice']:.3f}: the best shipped model for the manifest's "
+            "sequences; choose another with --model)"
         )
-    except HybridradError as exc:
-        print(f"error: {exc}")
-        return 1
+    else:
+        model_dir = resolve_model(args.model)
+    model_cfg = load_model(model_dir).config
+    inference = model_cfg.inference
+    if args.tta:
+        inference.tta = True
+    if args.sw_batch_size is not None:
+        inference.sw_batch_size = args.sw_batch_size
+    if args.no_crop:
+        inference.crop_foreground = False
+    result, manifest = segment_cohort(
+        cohort,
+        args.out,
+        model_dir=model_dir,
+        inference=inference,
+        postprocess=_postprocess(args, model_cfg.postprocess),
+        device=args.device,
+        jobs=args.jobs,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
     print(
         f"{len(result.features)} masks -> {Path(args.out) / 'masks'}; manifest {manifest} "
         f"({result.n_cached} from cache, {result.n_computed} computed, "
@@ -146,14 +137,10 @@ def cmd_seg_eval(args: argparse.Namespace) -> int:
     """``hybridrad seg-eval MANIFEST --pred DIR``."""
     from hybridrad.segment.evaluate import evaluate_masks, summary_table
 
-    try:
-        cohort = _cohort(args)
-        out = Path(args.out) if args.out else Path(args.pred) / "evaluation.csv"
-        overlays = None if args.no_overlays else out.parent / "overlays"
-        table = evaluate_masks(cohort, args.pred, overlay_dir=overlays)
-    except HybridradError as exc:
-        print(f"error: {exc}")
-        return 1
+    cohort = _cohort(args)
+    out = Path(args.out) if args.out else Path(args.pred) / "evaluation.csv"
+    overlays = None if args.no_overlays else out.parent / "overlays"
+    table = evaluate_masks(cohort, args.pred, overlay_dir=overlays)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     summary = summary_table(table)
