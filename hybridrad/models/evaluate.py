@@ -30,7 +30,7 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, StratifiedKFold
 
-from hybridrad.errors import HybridradWarning
+from hybridrad.errors import HybridradError, HybridradWarning
 from hybridrad.models import metrics as M
 from hybridrad.models.fusion import CLINICAL, block_of
 from hybridrad.models.stratify import RiskStratifier, compare_groups
@@ -126,6 +126,28 @@ def infer_task(y: Any) -> Task:
     """``"survival"`` for a structured (event, time) array, else ``"classification"``."""
     arr = np.asarray(y)
     return "survival" if arr.dtype.names is not None else "classification"
+
+
+class TooFewCasesError(HybridradError, ValueError):
+    """The cohort is too small for the cross-validation the study config asks for."""
+
+
+def _check_enough_cases(strata: np.ndarray, settings: CVSettings, task: str) -> None:
+    """Refuse splits that cannot be made (every stratum smaller than the fold count: the
+    case where scikit-learn's StratifiedKFold stops), naming the numbers and the fix."""
+    values, counts = np.unique(strata, return_counts=True)
+    largest = int(counts.max()) if len(counts) else 0
+    in_training = largest - math.ceil(largest / settings.outer_splits)
+    if largest < settings.outer_splits or in_training < settings.inner_splits:
+        what = "events or censored cases" if task == "survival" else "cases per class"
+        shown = ", ".join(
+            f"{v!r}: {c}" for v, c in zip(values.tolist(), counts.tolist(), strict=True)
+        )
+        raise TooFewCasesError(
+            f"too few {what} ({shown}) for {settings.outer_splits}-fold outer and "
+            f"{settings.inner_splits}-fold inner cross-validation. Add cases, or lower "
+            "outer_splits / inner_splits in the study config (--config)."
+        )
 
 
 def _strata(y: Any, task: Task) -> np.ndarray:
@@ -484,6 +506,7 @@ def nested_cv(
     if len(X) != len(y_arr):
         raise ValueError(f"X has {len(X)} rows but y has {len(y_arr)}")
     strata = _strata(y_arr, task)
+    _check_enough_cases(strata, settings, task)
     said = design_warnings(X, y_arr, task, n_model_features=n_model_features, label=label)
     scoring = (
         M.survival_scorer("harrell")

@@ -208,7 +208,12 @@ def fuse(
     if dropped:
         log.warning("%d case(s) not in every table were dropped: %s", len(dropped), dropped[:10])
     if len(common) == 0:
-        raise ManifestError("the feature tables have no case_id in common")
+        sources = [str(f.attrs.get("source", f"table {i}")) for i, f in enumerate(frames)]
+        raise ManifestError(
+            f"the feature tables have no case_id in common ({', '.join(sources)}; e.g. "
+            f"{_shown([str(f.index[0]) for f in frames if len(f.index)])}); check that they "
+            "describe the same cases, and --id-column"
+        )
     fused = pd.concat([f.loc[common] for f in frames], axis=1)
     fused.index.name = CASE_ID
     fused.attrs["dropped_cases"] = dropped
@@ -257,6 +262,10 @@ def _set_ids(table: pd.DataFrame, path: Path, id_column: str | None) -> pd.DataF
             f"{column!r} (data rows {rows[:_SHOW]}, counting from 1 below the header); "
             "fill or remove them"
         )
+    if table.empty:
+        raise FeatureTableError(
+            f"feature table {path} has no rows; give a table with one row per case"
+        )
     table = table.set_index(ids.astype(str).str.strip().rename(CASE_ID)).drop(columns=column)
     dup = table.index[table.index.duplicated()].unique().tolist()
     if dup:
@@ -301,6 +310,17 @@ def _keep_numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
             continue
         numeric = _numeric_or_none(table[col])
         if numeric is None:
+            values = table[col]
+            present = values.notna()
+            as_number = pd.to_numeric(values, errors="coerce")
+            if as_number[present].notna().mean() > 0.5:  # a numeric column with stray text
+                bad = values[present & as_number.isna()]
+                shown = ", ".join(f"case {c!r}: {v!r}" for c, v in bad.iloc[:_SHOW].items())
+                raise FeatureTableError(
+                    f"feature table {path}: column {name!r} is numeric but holds text in "
+                    f"{len(bad)} case(s) ({shown}); write a number, or leave the cell empty "
+                    "for a missing value"
+                )
             text.append(name)
         else:
             kept[name] = numeric

@@ -184,7 +184,15 @@ def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "`hybridrad seg-train MANIFEST --out MODEL_DIR` or leave --model out to use the "
             "default model."
         )
-    meta: dict[str, Any] = json.loads(path.read_text())
+    try:
+        meta: dict[str, Any] = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelDirError(
+            f"{path} is not valid JSON ({exc}); the model directory is damaged: copy it again "
+            "or retrain the model."
+        ) from exc
+    if not isinstance(meta, dict):
+        raise ModelDirError(f"{path} holds no JSON object; copy the model again or retrain it.")
     if meta.get("format") != FORMAT:
         raise ModelDirError(
             f"{path} has format {meta.get('format')!r}; this hybridrad reads {FORMAT!r}. "
@@ -203,7 +211,19 @@ def load_state_dict(model_dir: str | os.PathLike[str]) -> dict[str, torch.Tensor
     path = folder / WEIGHTS
     if not path.is_file():
         raise ModelDirError(f"{folder} has no weights file ({WEIGHTS}); retrain the model.")
-    state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights-only unpickler refusals, damaged zip archives ...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelDirError(
+            f"{path} is not a plain tensor file and was not loaded ({first}). Model weights "
+            "are read with torch.load(weights_only=True): nothing in them is executed. Copy "
+            "the model again from its source, or retrain it."
+        ) from exc
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ModelDirError(f"{path} holds no state_dict of tensors; copy or retrain the model.")
     return state
 
 
