@@ -296,6 +296,12 @@ def robustness_icc(
     result = run_cohort(
         cohort, task, jobs=jobs, scheduler=scheduler, cache_dir=cache_dir, progress=progress
     )
-    table = feature_icc(result.features, kind)
+    if result.features.empty:  # every case failed: the failures table says why
+        table = pd.DataFrame(
+            {"icc": [], "n_cases": [], "n_perturbations": []},
+            index=pd.Index([], name="feature"),
+        )
+    else:
+        table = feature_icc(result.features, kind)
     table.attrs[CASE_ID] = list(result.features.index)
     return table, result
