@@ -172,11 +172,11 @@ def test_torchscript_encoder(tmp_path: Path) -> None:
 
     path = tmp_path / "two.ts"
     torch.jit.script(Two()).save(str(path))
-    enc = resolve_encoder(f"torchscript:{path}")
+    enc = resolve_encoder(f"torchscript:{path}", trust_code=True)
     assert enc.in_channels == 2 and enc.name == "two"
     out = enc(torch.rand(1, 2, 8, 8, 8))
     assert [t.shape[1] for t in out] == [4, 6] and enc.stage_names == ["stage1", "stage2"]
-    assert resolve_encoder(str(path)).weights_sha256 == file_sha256(path)
+    assert resolve_encoder(str(path), trust_code=True).weights_sha256 == file_sha256(path)
 
 
 def test_unknown_spec_and_missing_file(tmp_path: Path) -> None:
@@ -400,11 +400,15 @@ def test_cli_pretrain_then_deep_features(small_cohort: Callable[..., Path], tmp_
     assert (tmp_path / "deep.diagnostics.parquet").is_file()
 
 
-def test_cli_reports_bad_encoder(small_cohort: Callable[..., Path], tmp_path: Path) -> None:
+def test_cli_reports_bad_encoder(
+    small_cohort: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = _parse(
         ["deep-features", str(small_cohort()), "--encoder", "nope", "--out", str(tmp_path / "d")]
     )
-    assert args.func(args) == 1
+    assert args.func(args) == 2  # stopped before any case: one error line on stderr
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown encoder spec 'nope'")
 
 
 # --- signal (slow) ------------------------------------------------------------------------------------

@@ -29,7 +29,15 @@ Edge cases (documented behaviour):
   spacing isotropically until the ROI (plus ``margin_mm``) fits, ``oversize="crop"``
   keeps the spacing and centre-crops; either way ``patch__warning`` says so;
 - a patch whose channel count differs from the encoder's input channels raises
-  :class:`~hybridrad.features.encoders.EncoderChannelError` naming both and the fix.
+  :class:`~hybridrad.features.encoders.EncoderChannelError` naming both and the fix;
+- an image or mask that is not one scalar 3D volume (2D, 4D, several components per
+  voxel) raises :class:`~hybridrad.errors.ImageDimensionError`, an image with NaN/Inf
+  voxels :class:`~hybridrad.errors.NonFiniteImageError`, naming the case and file;
+- an encoder output with NaN/Inf features fails the case with
+  :class:`NonFiniteFeatureError` (a row of the failures table), never a NaN cell;
+- an encoder/stage choice that yields no feature at all is an
+  :class:`~hybridrad.features.encoders.EncoderError` before any case is read;
+- the device (:func:`resolve_device`) is checked before any case is read.
 
 The same per-case task runs on the cohort runner (cache, resume, failures, Dask) and in
 the batched path of :func:`extract_deep`, which feeds a DataLoader with worker processes
@@ -43,6 +51,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -53,7 +62,13 @@ import numpy as np
 import numpy.typing as npt
 import SimpleITK as sitk
 
-from hybridrad.errors import EmptyROIError
+from hybridrad.errors import (
+    DeviceError,
+    EmptyROIError,
+    ExtractionError,
+    ImageDimensionError,
+    NonFiniteImageError,
+)
 from hybridrad.features.run import (
     CaseOutput,
     CohortResult,
@@ -83,6 +98,12 @@ POOLINGS: tuple[str, ...] = get_args(Pooling)
 #: Suffix of the stage name in the columns of masked standard deviations (``meanstd``).
 STD_SUFFIX = "-std"
 _F32 = npt.NDArray[np.float32]
+#: Values ``--device`` accepts (:func:`resolve_device`).
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+class NonFiniteFeatureError(ExtractionError):
+    """An encoder gave NaN or infinite features for a case (the case fails)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,6 +122,55 @@ def require_torch() -> Any:
             f"deep features need PyTorch and MONAI ({exc.name} is missing): {INSTALL_HINT}"
         ) from exc
     return torch
+
+
+def resolve_device(name: str) -> str:
+    """The torch device ``name`` stands for, checked against this machine.
+
+    ``auto``: ``cuda`` when CUDA is available, else ``cpu``; ``cpu``; ``cuda`` or
+    ``cuda:N`` only when CUDA is available (and device ``N`` exists).
+
+    Raises
+    ------
+    DeviceError
+        CUDA was asked for but is not available, ``cuda:N`` does not exist, or ``name``
+        is not one of the choices.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    'cpu'
+    >>> resolve_device("tpu")
+    Traceback (most recent call last):
+    ...
+    hybridrad.errors.DeviceError: device 'tpu' is not one of auto, cpu, cuda, cuda:N; use --device cpu or auto
+    """
+    torch = require_torch()
+    text = str(name).strip().lower()
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if text == "cpu":
+        return "cpu"
+    match = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if match is None:
+        raise DeviceError(
+            f"device {name!r} is not one of {', '.join(DEVICE_CHOICES)}; use --device cpu or auto"
+        )
+    if not torch.cuda.is_available():
+        build = "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}"
+        raise DeviceError(
+            f"device {name!r}: CUDA is not available here (torch {torch.__version__} built "
+            f"{build}, no usable GPU found); use --device cpu or auto"
+        )
+    if match.group(1) is None:
+        return "cuda"
+    index, count = int(match.group(1)), torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(
+            f"device {name!r}: this machine has {count} CUDA device(s) (cuda:0 to "
+            f"cuda:{count - 1}); use --device cpu or auto (or an existing cuda:N)"
+        )
+    return f"cuda:{index}"
 
 
 def column_name(encoder: str, stage_name: str, index: int, width: int = 4) -> str:
@@ -285,12 +355,46 @@ def normalise(arr: _F32, image: sitk.Image, method: Normalisation) -> _F32:
     return arr.astype(np.float32)
 
 
+def _check_volume(
+    image: sitk.Image, what: str, case_id: str, file: Any, *, voxels: bool = False
+) -> None:
+    """One scalar 3D volume (and, with ``voxels``, finite voxel values), or an error
+    naming the case, the image and its file."""
+    where = f"case {case_id!r}: {what}" + (f" ({file})" if file else "")
+    dim, comps, size = image.GetDimension(), image.GetNumberOfComponentsPerPixel(), image.GetSize()
+    if dim != 3:
+        fix = (
+            "a 2D slice cannot be used: give the 3D volume"
+            if dim < 3
+            else "keep one 3D volume of the series (one file per volume or sequence)"
+        )
+        raise ImageDimensionError(
+            f"{where} is a {dim}D image (size {list(size)}); deep features need one 3D "
+            f"volume per sequence and a 3D mask; {fix}"
+        )
+    if comps != 1:
+        raise ImageDimensionError(
+            f"{where} has {comps} components per voxel (RGB or vector image); deep features "
+            "need one scalar 3D volume per sequence: write one file per channel"
+        )
+    if voxels:
+        arr = sitk.GetArrayViewFromImage(image)
+        if arr.dtype.kind == "f":
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            if bad:
+                raise NonFiniteImageError(
+                    f"{where} has {bad} NaN/Inf voxel(s) of {arr.size}; fix the file or "
+                    "replace them (e.g. with the background value) before extraction"
+                )
+
+
 def extract_patch(
     images: Mapping[str, sitk.Image],
     mask: sitk.Image,
     spec: PatchSpec,
     values: Sequence[int] | None = None,
     case_id: str = "",
+    files: Mapping[str, Any] | None = None,
 ) -> Patch:
     """Resample the ROI-centred patch of every sequence in ``spec.sequences`` and the ROI.
 
@@ -307,6 +411,8 @@ def extract_patch(
         Mask labels of the ROI (``None``: all non-zero).
     case_id
         For messages.
+    files
+        Sequence name (and ``"mask"``) -> file, for messages.
 
     Returns
     -------
@@ -315,9 +421,17 @@ def extract_patch(
 
     Raises
     ------
+    ImageDimensionError
+        An image or the mask is not one scalar 3D volume (2D, 4D, vector).
+    NonFiniteImageError
+        An image holds NaN or infinite voxels.
     EmptyROIError
         The ROI has no voxel.
     """
+    files = files or {}
+    _check_volume(mask, "the mask", case_id, files.get("mask"), voxels=True)
+    for seq in spec.sequences:
+        _check_volume(images[seq], f"sequence {seq!r}", case_id, files.get(seq), voxels=True)
     roi = roi_array(mask, values)
     if not roi.any():
         raise EmptyROIError(
@@ -471,6 +585,9 @@ class DeepFeatureTask:
         Intra-op CPU threads while the encoder runs (fixed, for reproducibility).
     amp
         bf16 autocast on CUDA (``None``: on when running on CUDA). Ignored on CPU.
+    trust_code
+        Allow TorchScript encoder files, which run the code they contain
+        (``--trust-code``); see :func:`~hybridrad.features.encoders.load_torchscript`.
     """
 
     encoder: Any = None
@@ -481,6 +598,7 @@ class DeepFeatureTask:
     device: str = "cpu"
     threads: int | None = 1
     amp: bool | None = None
+    trust_code: bool = False
     stage_name: str = "deep"
     _encoder: Any = field(default=None, repr=False, compare=False)
 
@@ -488,7 +606,7 @@ class DeepFeatureTask:
         require_torch()
         from hybridrad.features.encoders import Encoder, resolve_encoder
 
-        enc = resolve_encoder(self.encoder)
+        enc = resolve_encoder(self.encoder, trust_code=self.trust_code)
         self._encoder = enc
         if not isinstance(self.encoder, (Encoder, str)):
             self.encoder = str(self.encoder) if self.encoder is not None else None
@@ -501,13 +619,7 @@ class DeepFeatureTask:
             mask_channel=bool(prefs.get("mask_channel", False)),
         )
         self.patch = base
-        if not self.stages:
-            self.stages = tuple(prefs.get("stages") or enc.stage_names or ())
-        unknown = [s for s in self.stages if enc.stage_names and s not in enc.stage_names]
-        if unknown:
-            raise ValueError(
-                f"encoder {enc.name!r} has no stage(s) {unknown}; its stages are {enc.stage_names}"
-            )
+        self._choose_stages()
         if self.pooling is None:
             self.pooling = cast(Pooling, prefs.get("pooling", "masked"))
         if self.pooling not in POOLINGS:
@@ -521,12 +633,53 @@ class DeepFeatureTask:
             self.check_channels()
 
     def with_sequences(self, sequences: Sequence[str]) -> DeepFeatureTask:
-        """This task with ``patch.sequences`` set when it was empty."""
+        """This task with ``patch.sequences`` set when it was empty (and its stages chosen)."""
         assert self.patch is not None
         if not self.patch.sequences:
             self.patch = replace(self.patch, sequences=tuple(sequences))
             self.check_channels()
+        self._choose_stages()
         return self
+
+    def _choose_stages(self) -> None:
+        """Choose the pooled stages: the requested ones, else the encoder's preference,
+        else all of its stages.
+
+        An encoder that has not named its stages (TorchScript) is first run once on a
+        zero patch of the task's shape, so that its stages are known before any case is
+        read (choosing from an empty list of names used to pool nothing: 0 features).
+        Deferred while neither the patch's sequences nor the encoder's input channels are
+        known (:meth:`with_sequences` calls it again).
+
+        Raises
+        ------
+        EncoderError
+            A requested stage does not exist, or the choice yields no feature.
+        """
+        from hybridrad.features.encoders import EncoderError
+
+        enc, spec = self.encoder_module, self.spec
+        if not enc.stage_names:
+            channels = spec.channels_per_pass if spec.sequences else enc.in_channels
+            if not channels:
+                return
+            if spec.sequences:
+                self.check_channels()  # the clearer message for a channel mismatch
+            enc.name_stages(channels, spec.size)
+        stages = tuple(self.stages or enc.patch.get("stages") or enc.stage_names)
+        unknown = [s for s in stages if s not in enc.stage_names]
+        if unknown:
+            raise EncoderError(
+                f"encoder {enc.name!r} has no stage(s) {unknown}; its stages are "
+                f"{enc.stage_names}: give --stages from those (default: all)"
+            )
+        if not stages:
+            raise EncoderError(
+                f"encoder {enc.name!r} has no stage to pool, so it would yield 0 features; "
+                "use an encoder whose forward returns feature maps (a tensor, a list or a "
+                "dict of tensors)"
+            )
+        self.stages = stages
 
     def check_channels(self) -> None:
         """Raise :class:`EncoderChannelError` when patch and encoder channels differ."""
@@ -565,7 +718,7 @@ class DeepFeatureTask:
         if self._encoder is None:
             from hybridrad.features.encoders import resolve_encoder
 
-            self._encoder = resolve_encoder(self.encoder)
+            self._encoder = resolve_encoder(self.encoder, trust_code=self.trust_code)
         enc: Encoder = self._encoder
         return enc
 
@@ -616,6 +769,7 @@ class DeepFeatureTask:
         x, roi = self.batch_tensors([patch])
         with stage("encode"):
             features = self.encode(x, roi)[0]
+            self.check_finite(case.case_id, features)
         return self.output(case, patch, features, path="per-case")
 
     # --- steps shared by the per-case and the batched paths ------------------------------------------
@@ -636,7 +790,14 @@ class DeepFeatureTask:
             mask = case.read_mask()
             images = {s: case.read(s) for s in spec.sequences}
         with stage("patch"):
-            patch = extract_patch(images, mask, spec, self._region_values(), case.case_id)
+            patch = extract_patch(
+                images,
+                mask,
+                spec,
+                self._region_values(),
+                case.case_id,
+                files=self.input_paths(case),
+            )
         patch.diagnostics.update({f"sha256__{k}": v for k, v in hashes.items()})
         return patch
 
@@ -662,10 +823,17 @@ class DeepFeatureTask:
         return x, roi_t
 
     def _device(self) -> str:
-        if self.device == "auto":
-            torch = require_torch()
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return resolve_device(self.device)
+
+    def check_finite(self, case_id: str, features: Mapping[str, float]) -> None:
+        """Raise :class:`NonFiniteFeatureError` when any feature of a case is NaN/Inf."""
+        bad = [k for k, v in features.items() if not np.isfinite(v)]
+        if bad:
+            raise NonFiniteFeatureError(
+                f"case {case_id!r}: encoder {self.encoder_module.name!r} gave {len(bad)} "
+                f"non-finite (NaN/Inf) feature(s) of {len(features)} (first: {bad[0]}); check "
+                "the case's images for NaN/Inf or extreme values, and the encoder's weights"
+            )
 
     def _use_amp(self, device: str) -> bool:
         return device.startswith("cuda") and (self.amp is None or self.amp)
@@ -711,6 +879,13 @@ class DeepFeatureTask:
                         .numpy()
                         .astype(np.float64)
                     )
+        if not pooled or not any(arr.shape[2] for arr in pooled.values()):
+            from hybridrad.features.encoders import EncoderError
+
+            raise EncoderError(
+                f"encoder {enc.name!r} yielded 0 features for stages {list(self.stages)} (its "
+                f"stages: {enc.stage_names}); choose --stages from its stages"
+            )
         labels = (
             [f"{enc.name}-{sanitize(s)}" for s in spec.sequences]
             if spec.per_sequence
@@ -851,6 +1026,7 @@ def extract_deep(
     scheduler: Any = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    trust_code: bool = False,
 ) -> CohortResult:
     """Deep features of every case of ``cohort`` (cases need masks).
 
@@ -874,8 +1050,9 @@ def extract_deep(
         ``None``: one per available CPU core, at most 4 (0 on a single core or inside a
         daemonic process, which may not start children).
     device
-        ``cpu``, ``cuda`` or ``auto``. On CUDA: pinned memory, bf16 autocast
-        (``amp``), channels-last-3d.
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto``, checked (:func:`resolve_device`)
+        before anything else. On CUDA: pinned memory, bf16 autocast (``amp``),
+        channels-last-3d.
     threads
         Intra-op CPU threads of the encoder, fixed for the run. ``None``: on the batched
         CPU path, the cores left over by the DataLoader workers (at least 1), so that
@@ -887,14 +1064,27 @@ def extract_deep(
         Per-case cache shared by both paths; a rerun recomputes nothing finished.
     progress
         Progress bar.
+    trust_code
+        Allow a TorchScript encoder file, which runs the code it contains; only for
+        files from people you trust (``--trust-code``).
 
     Returns
     -------
     CohortResult
         Features ``deep__<encoder>__<stage>__<index>``, diagnostics, failures.
+
+    Raises
+    ------
+    DeviceError
+        ``device`` is not available (before any case is read).
+    UntrustedCodeError
+        The encoder is a TorchScript file and ``trust_code`` is false.
+    EncoderError
+        The encoder cannot be loaded, or its stages yield no feature.
     """
     start = time.perf_counter()
     torch = require_torch()
+    device = resolve_device(device)
     regions = {k: list(v) for k, v in cohort.label_map.regions.items()}
     batched = batch_size > 1 and jobs <= 1 and scheduler is None
     cores = available_cores()
@@ -905,7 +1095,7 @@ def extract_deep(
         num_workers = min(cores, 4) if batched and cores > 1 and not daemon else 0
     if threads is None and jobs > 1:
         threads = 1
-    elif threads is None and batched and num_workers > 0 and device != "cuda":
+    elif threads is None and batched and num_workers > 0 and not device.startswith("cuda"):
         threads = max(1, cores - num_workers)  # CPU encoder beside the readers
     task = DeepFeatureTask(
         encoder=encoder,
@@ -916,6 +1106,7 @@ def extract_deep(
         device=device if (jobs <= 1 and scheduler is None) else "cpu",
         threads=threads or torch.get_num_threads(),
         amp=amp,
+        trust_code=trust_code,
     ).with_sequences(cohort.sequences)
     missing = [s for s in task.spec.sequences if s not in cohort.sequences]
     if missing:
@@ -1002,6 +1193,12 @@ def _run_batched(
             else:
                 per_case = round((time.perf_counter() - start) / len(ok), 4)
                 for (cid, p), f in zip(ok, feats, strict=True):
+                    try:
+                        with stage("encode"):
+                            task.check_finite(cid, f)
+                    except NonFiniteFeatureError as exc:
+                        results[cid] = exc
+                        continue
                     out = task.output(by_id[cid], p, f, path=f"batched:{len(ok)}")
                     out.diagnostics["deep__encode_seconds"] = per_case
                     out.diagnostics["deep__num_workers"] = num_workers

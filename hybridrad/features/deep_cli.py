@@ -1,14 +1,17 @@
 """Command-line subcommands ``deep-features`` and ``pretrain``.
 
 Wire them into the main parser with :func:`add_parsers`; each handler returns the exit
-status (0 success, 1 some case failed or an input/encoder problem was reported).
-torch and MONAI are imported only when a handler runs.
+status, as :func:`hybridrad.cli.main` does: 0 success, 1 some case failed (the failures
+table lists them), 2 a problem that stopped the run before any case was computed (bad
+encoder, untrusted TorchScript file, unavailable device, bad option), reported as one
+``error:`` line on stderr. torch and MONAI are imported only when a handler runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +51,34 @@ def _patch_overrides(args: argparse.Namespace, defaults: dict[str, Any]) -> dict
     return out
 
 
+def _stopped(exc: BaseException) -> int:
+    """Report a problem that stopped the run (one line on stderr); exit status 2."""
+    message = " ".join(str(exc).split())
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_deep_features(args: argparse.Namespace) -> int:
     """``hybridrad deep-features MANIFEST [--encoder SPEC] --out deep.parquet``."""
-    from hybridrad.features.deep import PatchSpec, extract_deep
+    from hybridrad.features.deep import PatchSpec, extract_deep, resolve_device
     from hybridrad.features.encoders import EncoderError, resolve_encoder
     from hybridrad.provenance import library_versions
 
+    trust = bool(getattr(args, "trust_code", False))
     try:
+        resolve_device(args.device)
         cohort = _cohort(args)
         try:
-            encoder = resolve_encoder(args.encoder)
+            encoder = resolve_encoder(args.encoder, trust_code=trust)
         except EncoderError as exc:
             if args.encoder is None:
-                print(
-                    f"error: the default encoder (the shipped segmentation model's) is not "
-                    f"available: {exc}. Pass --encoder (fmcib:WEIGHTS, an encoder directory "
-                    "from `hybridrad pretrain`, torchscript:FILE ...)."
+                return _stopped(
+                    EncoderError(
+                        "the default encoder (the shipped segmentation model's) is not "
+                        f"available: {exc}. Pass --encoder (fmcib:WEIGHTS, an encoder "
+                        "directory from `hybridrad pretrain`, torchscript:FILE ...)."
+                    )
                 )
-                return 1
             raise
         prefs = encoder.patch
         fields = _patch_overrides(
@@ -99,10 +112,10 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
+            trust_code=trust,
         )
     except (HybridradError, ValueError, OSError) as exc:
-        print(f"error: {exc}")
-        return 1
+        return _stopped(exc)
     provenance = {
         "command": "deep-features",
         "manifest": str(Path(args.manifest).resolve()),
@@ -127,10 +140,11 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """``hybridrad pretrain MANIFEST --out ENCODER_DIR``."""
-    from hybridrad.features.deep import PatchSpec
+    from hybridrad.features.deep import PatchSpec, resolve_device
     from hybridrad.features.pretrain import PretrainConfig, pretrain
 
     try:
+        resolve_device(args.device)
         cohort = _cohort(args)
         fields = _patch_overrides(
             args,
@@ -160,8 +174,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except (HybridradError, ValueError, OSError) as exc:
-        print(f"error: {exc}")
-        return 1
+        return _stopped(exc)
     tr = meta["training"]
     print(
         f"encoder -> {args.out}: {tr['epochs_run']} epoch(s), final loss "
@@ -193,7 +206,11 @@ def add_parsers(subparsers: Any) -> None:
         p.add_argument(
             "--normalisation", choices=["zscore", "ct", "none"], help="intensity scaling"
         )
-        p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+        p.add_argument(
+            "--device",
+            default="auto",
+            help="auto (cuda if available, else cpu), cpu, cuda or cuda:N; checked first",
+        )
         p.add_argument("--no-progress", action="store_true")
 
     p = subparsers.add_parser(
@@ -206,6 +223,13 @@ def add_parsers(subparsers: Any) -> None:
     )
     common(p)
     p.add_argument("--encoder", help="encoder spec (default: segmentation model encoder)")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="allow a TorchScript encoder file (torchscript:FILE, .ts/.jit): it runs the "
+        "code it contains, so only use files from people you trust. Weights files "
+        "(state dicts, safetensors) and encoder directories never need it",
+    )
     p.add_argument("--out", type=Path, required=True, help="features Parquet file")
     p.add_argument("--stages", help="comma-separated stages to pool (default: the encoder's)")
     p.add_argument(

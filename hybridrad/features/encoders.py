@@ -23,12 +23,16 @@ Sources (:func:`resolve_encoder` parses a spec string):
 ``resnetNN:WEIGHTS``
     A MONAI ResNet state dict (``n_input_channels`` read from the weights).
 ``torchscript:FILE`` (or a ``.ts`` / ``.torchscript`` / ``.jit`` file)
-    Any TorchScript module returning a tensor or a list of tensors.
+    Any TorchScript module returning a tensor, a list of tensors or a dict of tensors.
+    A TorchScript file holds code that runs when the module is used, so it is loaded
+    only with ``trust_code=True`` (``--trust-code``); otherwise
+    :class:`~hybridrad.errors.UntrustedCodeError` is raised before the file is opened.
 ``ENCODER_DIR`` (``encoder.json`` + ``encoder.pt``, e.g. from ``hybridrad pretrain``)
     A self-supervised encoder; a folder with ``model.json`` is a segmentation model.
 
-Weights are read with ``torch.load(..., weights_only=True)`` (or safetensors); nothing is
-unpickled and nothing is downloaded.
+Weights are read with ``torch.load(..., weights_only=True)`` (or safetensors) and metadata
+from JSON; nothing is unpickled, no code from a file runs (TorchScript only with
+``trust_code=True``) and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'hybridrad[deep]'"
     ) from exc
 
-from hybridrad.errors import HybridradError
+from hybridrad.errors import HybridradError, UntrustedCodeError
 from hybridrad.provenance import file_sha256, library_versions
 
 ENCODER_FORMAT = "hybridrad-encoder/1"
@@ -75,6 +79,11 @@ RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
 #: Keys of task heads found in published checkpoints; dropped when loading a trunk.
 HEAD_PREFIXES = ("fc.", "conv_seg.", "heads.", "head.", "classifier.")
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript", ".jit")
+#: Why a TorchScript file needs explicit trust (the end of :class:`UntrustedCodeError`).
+TRUST_HINT = (
+    "TorchScript files run the code they contain when used; only load files from people "
+    "you trust, then pass --trust-code (trust_code=True)"
+)
 
 
 class EncoderError(HybridradError, ValueError):
@@ -140,11 +149,21 @@ class Encoder(nn.Module):
         self.source = dict(source or {})
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps of every stage, ``[(B, c_i, *spatial_i)]`` (or ``(B, c_i)``)."""
+        """Feature maps of every stage, ``[(B, c_i, *spatial_i)]`` (or ``(B, c_i)``).
+
+        An encoder built without stage names (TorchScript) names them on its first call:
+        the keys of a returned dict, else ``stage1 ...`` in the order returned.
+        """
         out = self.module(x)
         if isinstance(out, torch.Tensor):
             out = [out]
-        stages = [t for t in out if isinstance(t, torch.Tensor)]
+        if isinstance(out, Mapping):
+            keys = [str(k) for k, t in out.items() if isinstance(t, torch.Tensor)]
+            stages = [t for t in out.values() if isinstance(t, torch.Tensor)]
+            if not self.stage_names:
+                self.stage_names = [sanitize_name(k) for k in keys]
+        else:
+            stages = [t for t in out if isinstance(t, torch.Tensor)]
         if not self.stage_names:
             self.stage_names = [f"stage{i + 1}" for i in range(len(stages))]
         if len(stages) != len(self.stage_names):
@@ -153,6 +172,43 @@ class Encoder(nn.Module):
                 f"{self.stage_names}"
             )
         return stages
+
+    def name_stages(self, in_channels: int, size: tuple[int, ...]) -> list[str]:
+        """Name the stages by one forward pass of a zero patch, if not named yet.
+
+        TorchScript encoders do not say what they return until they have run; this runs
+        them once on ``(1, in_channels, *size)`` zeros so that stages can be chosen
+        before any case is read.
+
+        Raises
+        ------
+        EncoderError
+            The encoder fails on a patch of this shape, or returns no tensor.
+        """
+        if self.stage_names:
+            return self.stage_names
+        param = next(iter(self.module.parameters()), None)
+        device = param.device if param is not None else torch.device("cpu")
+        x = torch.zeros(1, int(in_channels), *(int(v) for v in size), device=device)
+        where = f" ({self.source['path']})" if self.source.get("path") else ""
+        try:
+            with torch.inference_mode():
+                stages = self(x)
+        except EncoderError:
+            raise
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise EncoderError(
+                f"encoder {self.name!r}{where} fails on a patch of shape {tuple(x.shape)} "
+                f"(batch, channels, x, y, z): {first}; give the patch size and channels it "
+                "was built for (--patch-size, --sequences, --mask-channel)"
+            ) from exc
+        if not stages:
+            raise EncoderError(
+                f"encoder {self.name!r}{where} returned no tensor, so it yields no feature; "
+                "its forward must return a tensor, a list of tensors or a dict of tensors"
+            )
+        return self.stage_names
 
     def describe(self) -> dict[str, Any]:
         """Provenance: name, kind, path, channels, stages, weights hash, patch."""
@@ -208,14 +264,36 @@ def load_weights_file(path: str | os.PathLike[str]) -> Any:
         from safetensors.torch import load_file
 
         return dict(load_file(str(p)))
+    if is_torchscript_file(p):
+        raise EncoderError(
+            f"{p} is a TorchScript file (a program, not a weights file): give it as "
+            "--encoder torchscript:PATH --trust-code, and only if you trust who made it "
+            "(it runs the code it contains); or save a state_dict of tensors"
+        )
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise EncoderError(
             f"cannot read {p} as a weights file with torch.load(weights_only=True): "
             f"{str(exc).splitlines()[0]}. Save a state_dict of tensors (no pickled objects); "
-            "a TorchScript file is read with --encoder torchscript:PATH"
+            "a TorchScript file is read with --encoder torchscript:PATH --trust-code (it runs "
+            "the code it contains: only for files from people you trust)"
         ) from exc
+
+
+def is_torchscript_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip with ``code/`` and
+    ``constants.pkl``), looked up in the zip's table of contents without loading it."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in names)
 
 
 def trunk_state_dict(obj: Any) -> dict[str, torch.Tensor]:
@@ -411,14 +489,36 @@ def load_medicalnet(path: str | os.PathLike[str], arch: str = "resnet18") -> Enc
 # --- TorchScript --------------------------------------------------------------------------
 
 
-def load_torchscript(path: str | os.PathLike[str], *, in_channels: int | None = None) -> Encoder:
-    """Any TorchScript module (``torch.jit.load``) as an encoder.
+def load_torchscript(
+    path: str | os.PathLike[str], *, in_channels: int | None = None, trust_code: bool = False
+) -> Encoder:
+    """Any TorchScript module (``torch.jit.load``) as an encoder, on explicit trust only.
 
-    ``in_channels`` defaults to the input channels of the first 5-D weight (a Conv3d).
+    A TorchScript file is a program: ``torch.jit.load`` builds its code and the module's
+    ``forward`` runs it, with access to whatever TorchScript can reach. It is therefore
+    loaded only with ``trust_code=True``.
+
+    Parameters
+    ----------
+    path
+        The TorchScript file.
+    in_channels
+        Input channels (default: those of the first 5-D weight, a Conv3d).
+    trust_code
+        Confirm that the file comes from someone you trust (``--trust-code``).
+
+    Raises
+    ------
+    UntrustedCodeError
+        ``trust_code`` is false (raised before the file is opened).
+    EncoderError
+        The file is missing or is not a TorchScript file.
     """
     p = Path(path)
     if not p.is_file():
         raise EncoderError(f"TorchScript file {p} does not exist")
+    if not trust_code:
+        raise UntrustedCodeError(f"encoder {p} is a TorchScript file: {TRUST_HINT}")
     try:
         module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:
@@ -542,13 +642,25 @@ def load_encoder_dir(folder: str | os.PathLike[str]) -> Encoder:
 # --- spec strings -----------------------------------------------------------------------------------
 
 
-def resolve_encoder(spec: str | os.PathLike[str] | Encoder | None = None) -> Encoder:
+def resolve_encoder(
+    spec: str | os.PathLike[str] | Encoder | None = None, *, trust_code: bool = False
+) -> Encoder:
     """An :class:`Encoder` from a spec string (see the module docstring).
 
     Parameters
     ----------
     spec
         ``None`` or ``"segmentation"``: the shipped segmentation model's encoder.
+    trust_code
+        Allow TorchScript files (they run the code they contain); see
+        :func:`load_torchscript`.
+
+    Raises
+    ------
+    UntrustedCodeError
+        ``spec`` names a TorchScript file and ``trust_code`` is false.
+    EncoderError
+        Unknown spec, missing file, weights that do not fit.
 
     Examples
     --------
@@ -567,7 +679,7 @@ def resolve_encoder(spec: str | os.PathLike[str] | Encoder | None = None) -> Enc
     if kind == "fmcib" and arg:
         return load_fmcib(arg)
     if kind == "torchscript" and arg:
-        return load_torchscript(arg)
+        return load_torchscript(arg, trust_code=trust_code)
     if kind in ("ssl", "dir") and arg:
         return load_encoder_dir(arg)
     if kind.startswith("medicalnet-") and arg:
@@ -580,7 +692,7 @@ def resolve_encoder(spec: str | os.PathLike[str] | Encoder | None = None) -> Enc
     if path.is_dir() and (path / "model.json").is_file():
         return load_segmentation_encoder(path)
     if path.is_file() and path.suffix in TORCHSCRIPT_SUFFIXES:
-        return load_torchscript(path)
+        return load_torchscript(path, trust_code=trust_code)
     raise EncoderError(
         f"unknown encoder spec {text!r}: use segmentation[:MODEL_DIR], fmcib:WEIGHTS, "
         f"medicalnet-resnet18:WEIGHTS, resnet50:WEIGHTS, torchscript:FILE or an encoder "

@@ -25,7 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from hybridrad.features.deep import Patch, PatchSpec, extract_patch, require_torch
+from hybridrad.features.deep import (
+    Patch,
+    PatchSpec,
+    extract_patch,
+    require_torch,
+    resolve_device,
+)
 from hybridrad.io.manifest import Cohort
 from hybridrad.provenance import file_sha256
 
@@ -189,7 +195,8 @@ def pretrain(
     name
         Encoder name used in feature columns.
     device
-        ``cpu``, ``cuda`` or ``auto``.
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto``, checked before any case is read
+        (:func:`~hybridrad.features.deep.resolve_device`).
     progress
         Progress bar over epochs.
 
@@ -197,8 +204,14 @@ def pretrain(
     -------
     dict
         The metadata written to ``encoder.json``.
+
+    Raises
+    ------
+    DeviceError
+        ``device`` is not available here.
     """
     torch = require_torch()
+    dev = resolve_device(device)
     from torch import nn
 
     from hybridrad.features.encoders import ResNetStages, build_resnet, save_encoder_dir
@@ -223,7 +236,10 @@ def pretrain(
     files: list[Path] = []
     for case in cohort:
         images = {s: case.read(s) for s in spec.sequences}
-        patches.append(extract_patch(images, case.read_mask(), spec, values, case.case_id))
+        inputs = {s: case.images.get(s) for s in spec.sequences} | {"mask": case.mask}
+        patches.append(
+            extract_patch(images, case.read_mask(), spec, values, case.case_id, files=inputs)
+        )
         files += [case.images[s] for s in spec.sequences] + ([case.mask] if case.mask else [])
     if len(patches) < 4:
         raise ValueError(f"pretraining needs at least 4 cases with masks, got {len(patches)}")
@@ -231,8 +247,6 @@ def pretrain(
         np.concatenate([p.image, p.roi[None]]) if spec.mask_channel else p.image for p in patches
     ]
     n_img = len(spec.sequences)
-    dev = "cuda" if device == "auto" and torch.cuda.is_available() else device
-    dev = "cpu" if dev == "auto" else dev
 
     start = time.perf_counter()
     history: list[float] = []
