@@ -934,21 +934,52 @@ def test_bad_input(
 MANIFEST_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
     "validate": lambda root: _validate(root),
     "extract": lambda root: _extract(root),
-    "robustness": lambda root: ["robustness", str(root / "manifest.csv"), "--config",
-                                str(root / "fo.yaml"), "--out", str(root.parent / "icc.csv"),
-                                "--no-progress"],  # fmt: skip
+    "robustness": lambda root: [
+        "robustness",
+        str(root / "manifest.csv"),
+        "--config",
+        str(root / "fo.yaml"),
+        "--out",
+        str(root.parent / "icc.csv"),
+        "--no-progress",
+    ],  # fmt: skip
     "segment": lambda root: _segment(root, "--model", "glioma-flair", "--sequences", "flair"),
     "seg-eval": lambda root: ["seg-eval", str(root / "manifest.csv"), "--pred", str(root)],
-    "seg-train": lambda root: ["seg-train", str(root / "manifest.csv"), "--config",
-                               "glioma-flair", "--out", str(root.parent / "m"), "--epochs", "1",
-                               "--no-progress"],  # fmt: skip
-    "deep-features": lambda root: ["deep-features", str(root / "manifest.csv"), "--out",
-                                   str(root.parent / "d.parquet"), "--no-progress"],  # fmt: skip
-    "pretrain": lambda root: ["pretrain", str(root / "manifest.csv"), "--out",
-                              str(root.parent / "enc"), "--epochs", "1", "--no-progress"],  # fmt: skip
-    "contour-agreement": lambda root: ["contour-agreement", str(root / "manifest.csv"),
-                                       "--pred", str(root), "--out",
-                                       str(root.parent / "agree")],  # fmt: skip
+    "seg-train": lambda root: [
+        "seg-train",
+        str(root / "manifest.csv"),
+        "--config",
+        "glioma-flair",
+        "--out",
+        str(root.parent / "m"),
+        "--epochs",
+        "1",
+        "--no-progress",
+    ],  # fmt: skip
+    "deep-features": lambda root: [
+        "deep-features",
+        str(root / "manifest.csv"),
+        "--out",
+        str(root.parent / "d.parquet"),
+        "--no-progress",
+    ],  # fmt: skip
+    "pretrain": lambda root: [
+        "pretrain",
+        str(root / "manifest.csv"),
+        "--out",
+        str(root.parent / "enc"),
+        "--epochs",
+        "1",
+        "--no-progress",
+    ],  # fmt: skip
+    "contour-agreement": lambda root: [
+        "contour-agreement",
+        str(root / "manifest.csv"),
+        "--pred",
+        str(root),
+        "--out",
+        str(root.parent / "agree"),
+    ],  # fmt: skip
 }
 
 
@@ -964,9 +995,18 @@ def test_every_command_refuses_bad_manifests(
 
 TABLE_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
     "evaluate": lambda root: _evaluate(root),
-    "fit": lambda root: ["fit", str(root / "features.csv"), "--clinical",
-                         str(root / "clinical.csv"), "--time", "os_months", "--event", "death",
-                         "--out", str(root.parent / "model")],  # fmt: skip
+    "fit": lambda root: [
+        "fit",
+        str(root / "features.csv"),
+        "--clinical",
+        str(root / "clinical.csv"),
+        "--time",
+        "os_months",
+        "--event",
+        "death",
+        "--out",
+        str(root.parent / "model"),
+    ],  # fmt: skip
 }
 
 
@@ -978,3 +1018,26 @@ def test_every_table_command_refuses_bad_tables(
     entry.build(study)
     code, text = _run(TABLE_COMMANDS[command](study), capsys)
     _check(code, text, entry)
+
+
+HOSTILE_IDS = ["../../escaped", "/tmp/absolute", "CON", "a/b\\c", ".hidden", "x" * 300]
+
+
+def test_hostile_case_ids_stay_inside_the_output_folder(
+    study: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = _manifest(study)
+    table.loc[: len(HOSTILE_IDS) - 1, "case_id"] = HOSTILE_IDS
+    _write_manifest(study, table)
+    before = {p for p in study.parent.parent.rglob("*")}
+    out = study.parent / "seg"
+    argv = _segment(study, "--model", "glioma-flair", "--sequences", "flair")
+    code, text = _run(argv, capsys)
+    assert "Traceback" not in text and code in (0, 1), text
+    code, text = _run(["seg-eval", str(study / "manifest.csv"), "--pred", str(out)], capsys)
+    assert "Traceback" not in text and code == 0, text
+    new = {p for p in study.parent.parent.rglob("*")} - before
+    assert new and all(out in p.parents or p == out for p in new), sorted(new)
+    masks = sorted(p.name for p in (out / "masks").iterdir())
+    assert len(masks) == N_CASES and not any(m.startswith(".") or "/" in m for m in masks)
+    assert not Path("/tmp/absolute.nii.gz").exists()
