@@ -223,6 +223,20 @@ def test_cli_without_trust_code_stops_with_one_line(
     assert table.shape == (3, 10)
 
 
+def test_encoder_dir_weights_must_match_their_recorded_hash(tmp_path: Path) -> None:
+    from hybridrad.features.encoders import build_resnet, save_encoder_dir
+
+    tiny: dict[str, Any] = {"block": "basic", "layers": [1, 1, 1, 1], "block_inplanes": [4] * 4}
+    net = build_resnet("ResNet", n_input_channels=1, **tiny)
+    arch = {"arch": "ResNet", "kwargs": {**tiny, "n_input_channels": 1}}
+    save_encoder_dir(tmp_path / "enc", net, {"name": "t", "architecture": arch, "patch": {}})
+    assert resolve_encoder(str(tmp_path / "enc")).name == "t"
+    state = {k: v + 1 if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    torch.save(state, tmp_path / "enc" / "encoder.pt")  # weights swapped after saving
+    with pytest.raises(EncoderError, match=r"encoder.pt differs from the file encoder.json"):
+        resolve_encoder(str(tmp_path / "enc"))
+
+
 # --- 2. no silent 0-feature tables ---------------------------------------------------------
 
 

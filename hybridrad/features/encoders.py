@@ -618,7 +618,12 @@ def save_encoder_dir(
 
 
 def load_encoder_dir(folder: str | os.PathLike[str]) -> Encoder:
-    """An encoder directory written by :func:`save_encoder_dir` (e.g. ``pretrain``)."""
+    """An encoder directory written by :func:`save_encoder_dir` (e.g. ``pretrain``).
+
+    The weights file must have the sha256 that ``encoder.json`` records: this catches a
+    damaged or swapped file, not deliberate tampering (whoever can edit the weights can
+    also edit the recorded hash).
+    """
     root = Path(folder)
     meta_path = root / ENCODER_METADATA
     if not meta_path.is_file():
@@ -627,8 +632,17 @@ def load_encoder_dir(folder: str | os.PathLike[str]) -> Encoder:
     if meta.get("format") != ENCODER_FORMAT:
         raise EncoderError(f"{meta_path}: format {meta.get('format')!r}, expected {ENCODER_FORMAT}")
     arch = meta["architecture"]
+    weights = root / meta.get("weights", {}).get("file", ENCODER_WEIGHTS)
+    recorded = meta.get("weights", {}).get("sha256")
+    if recorded and weights.is_file() and file_sha256(weights) != recorded:
+        raise EncoderError(
+            f"{weights} differs from the file {meta_path.name} describes (sha256 "
+            f"{file_sha256(weights)[:12]}... instead of {str(recorded)[:12]}...): it was "
+            "changed or damaged after it was written; copy the encoder directory again or "
+            "re-run `hybridrad pretrain`"
+        )
     encoder = load_resnet_encoder(
-        root / meta.get("weights", {}).get("file", ENCODER_WEIGHTS),
+        weights,
         arch["arch"],
         name=meta.get("name", "ssl"),
         kwargs=arch.get("kwargs", {}),
