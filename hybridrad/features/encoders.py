@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -520,7 +521,11 @@ def load_torchscript(
     if not trust_code:
         raise UntrustedCodeError(f"encoder {p} is a TorchScript file: {TRUST_HINT}")
     try:
-        module = torch.jit.load(str(p), map_location="cpu")
+        with warnings.catch_warnings():  # torch's own API notice, not about the user's file
+            warnings.filterwarnings(
+                "ignore", r".*torch\.jit\.load.* is deprecated", DeprecationWarning
+            )
+            module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:
         raise EncoderError(f"{p} is not a TorchScript file: {str(exc).splitlines()[0]}") from exc
     module.eval()
