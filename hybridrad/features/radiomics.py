@@ -193,9 +193,9 @@ def column_name(sequence: str, region: str, key: str) -> str:
     return SEP.join((PREFIX, sequence, region, *split_feature_key(key)))
 
 
-def _region_image(mask: sitk.Image, values: Sequence[int]) -> sitk.Image:
-    arr = np.isin(sitk.GetArrayViewFromImage(mask), values).astype(np.uint8)
-    out = sitk.GetImageFromArray(arr)
+def _region_image(mask: sitk.Image, region: np.ndarray) -> sitk.Image:
+    """A uint8 0/1 image of the boolean ``region`` array, on the grid of ``mask``."""
+    out = sitk.GetImageFromArray(region.astype(np.uint8))
     out.CopyInformation(mask)
     return out
 
@@ -277,8 +277,9 @@ class RadiomicsTask:
 
     def __call__(self, case: Case) -> CaseOutput:
         with stage("read"):
-            mask = case.read_mask()
-            images = {s: case.read(s) for s in self.sequences}
+            allow_2d = self.config.force2d  # 2D images only where features are 2D
+            mask = case.read_mask(allow_2d=allow_2d)
+            images = {s: case.read(s, allow_2d=allow_2d) for s in self.sequences}
         output = self.extract(case.case_id, images, mask)
         output.diagnostics.update({f"sha256__{k}": v for k, v in self.input_hashes(case).items()})
         return output
@@ -353,21 +354,28 @@ class RadiomicsTask:
                     f"case {cid!r}: mask is not on the grid of {seq!r}: {why}. Resample the "
                     "mask onto the image (nearest neighbour) or raise geometryTolerance"
                 )
-        marr = sitk.GetArrayViewFromImage(mask)
-        present = set(np.unique(marr).tolist())
+        # The label map's own check, as `validate` runs it: values it does not name are an
+        # error (never silently left out), ignored values become background, and a
+        # nonzero map (binary) reads every non-zero voxel as its label.
+        marr = self.label_map.check_values(sitk.GetArrayViewFromImage(mask), f"case {cid!r}: mask")
+        present: set[int] | None = None
         min_dims = int(settings.get("minimumROIDimensions", 2))
         min_size = settings.get("minimumROISize")
         out = {}
         for region in self.regions:
             values = self.label_map.regions[region]
-            if not present & set(values):
+            region_arr = self.label_map.region_mask(marr, region)
+            if not region_arr.any():
+                if present is None:
+                    present = {int(v) for v in np.unique(marr).tolist()}
                 raise EmptyROIError(
-                    f"case {cid!r}: region {region!r} (mask values {list(values)}) is absent "
+                    f"case {cid!r}: region {region!r} (mask values "
+                    f"{'any non-zero' if self.label_map.nonzero else list(values)}) is absent "
                     f"from the mask (values present: {sorted(present)}). Drop the region "
                     "(--regions), check the label map (--labels), or fix the mask"
                 )
-            rmask = _region_image(mask, values)
-            idx = np.nonzero(sitk.GetArrayViewFromImage(rmask))
+            rmask = _region_image(mask, region_arr)
+            idx = np.nonzero(region_arr)
             n = len(idx[0])
             dims = sum(int(np.ptp(i) > 0) for i in idx)
             if dims < min_dims or (min_size is not None and n < int(min_size)):

@@ -13,8 +13,10 @@ any other column
     ``t2``, ``flair``, ``ct`` ...). Pass ``sequences=`` to pick some and keep the rest as
     metadata.
 
-Paths are relative to the CSV's folder (absolute paths are kept as they are). A file
-path is an image (NIfTI, NRRD, MHA, DICOM file); a folder path is a DICOM series.
+Paths are relative to the CSV's folder (absolute paths are kept as they are); a relative
+path that climbs out of that folder (``../``) is refused unless ``allow_outside=True``
+(``--allow-outside``). A file path is an image (NIfTI, NRRD, MHA, DICOM file); a folder
+path is a DICOM series.
 """
 
 from __future__ import annotations
@@ -27,11 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hybridrad.errors import ClinicalError, ManifestError
-from hybridrad.io.images import read_image
+from hybridrad.errors import (
+    ClinicalError,
+    DuplicateCaseError,
+    EmptyInputError,
+    HybridradError,
+    ManifestError,
+    PathEscapeError,
+)
+from hybridrad.io.images import check_nonfinite_mode, read_image
 from hybridrad.io.labels import LabelMap, load_label_map
 
 CASE_ID = "case_id"
@@ -92,6 +102,8 @@ class Case:
     """One row of a manifest, with absolute paths.
 
     ``images`` maps sequence name -> path and leaves out sequences whose cell is empty.
+    ``nonfinite`` says what reading does with NaN/Inf voxels (see
+    :func:`~hybridrad.io.images.read_image`): ``"error"`` or ``"replace"``.
     """
 
     case_id: str
@@ -99,34 +111,75 @@ class Case:
     mask: Path | None = None
     site: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    nonfinite: str = "error"
 
-    def read(self, sequence: str) -> sitk.Image:
-        """Read one sequence of this case."""
+    def read(self, sequence: str, *, allow_2d: bool = False) -> sitk.Image:
+        """Read (and check, see :func:`~hybridrad.io.images.read_image`) one sequence."""
         if sequence not in self.images:
             raise ManifestError(
                 f"case {self.case_id!r} has no {sequence!r} image; it has "
                 f"{sorted(self.images)}. Fill the {sequence!r} column of the manifest."
             )
-        return read_image(self.images[sequence])
+        try:
+            return read_image(self.images[sequence], nonfinite=self.nonfinite, allow_2d=allow_2d)
+        except HybridradError as exc:
+            raise _in_case(exc, self.case_id, sequence) from exc
 
-    def read_mask(self) -> sitk.Image:
-        """Read this case's mask."""
+    def read_mask(self, *, allow_2d: bool = False) -> sitk.Image:
+        """Read this case's mask (no warning when it is blank: an empty region is an
+        :class:`~hybridrad.errors.EmptyROIError` where it matters)."""
         if self.mask is None:
             raise ManifestError(
                 f"case {self.case_id!r} has no mask. Fill the 'mask' column of the manifest "
                 "or run `hybridrad segment` first."
             )
-        return read_image(self.mask)
+        try:
+            return read_image(
+                self.mask, nonfinite=self.nonfinite, allow_2d=allow_2d, warn_constant=False
+            )
+        except HybridradError as exc:
+            raise _in_case(exc, self.case_id, MASK) from exc
 
 
-def _resolve(root: Path, cell: object) -> Path | None:
+def _in_case(exc: HybridradError, case_id: str, column: str) -> HybridradError:
+    """The same kind of error, its message prefixed with the case and the column."""
+    return type(exc)(f"case {case_id!r}, column {column!r}: {exc}")
+
+
+def _resolve(
+    root: Path, cell: object, *, case_id: str, column: str, allow_outside: bool
+) -> Path | None:
+    """The path of a manifest cell (``None`` when empty), relative to ``root``.
+
+    A relative path whose normalised form (``..`` folded, symlinks not followed) is not
+    under ``root`` raises :class:`PathEscapeError` unless ``allow_outside``.
+    """
     if cell is None or (isinstance(cell, float) and pd.isna(cell)):
         return None
     text = str(cell).strip()
     if not text:
         return None
     p = Path(text).expanduser()
-    return p if p.is_absolute() else root / p
+    if p.is_absolute():
+        return p
+    full = root / p
+    if not allow_outside:
+        base = os.path.abspath(root)
+        target = os.path.abspath(full)
+        if target != base and not target.startswith(base.rstrip(os.sep) + os.sep):
+            raise PathEscapeError(
+                f"case {case_id!r}, column {column!r}: path {text!r} climbs out of the "
+                f"manifest's folder {base} (it points to {target}). Move the file under "
+                "that folder, write its absolute path, or pass --allow-outside "
+                "(allow_outside=True) if reading outside the folder is intended."
+            )
+    return full
+
+
+def _row_list(rows: Sequence[int]) -> str:
+    """``row 3``, ``row 3 and row 7``, ``row 1, row 2 and row 9``."""
+    named = [f"row {r}" for r in rows]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
 
 
 class Cohort:
@@ -151,6 +204,8 @@ class Cohort:
         label_map: str | os.PathLike[str] | LabelMap = "binary",
         clinical: pd.DataFrame | None = None,
         source: Path | None = None,
+        nonfinite: str = "error",
+        allow_outside: bool = False,
     ) -> None:
         if CASE_ID not in table.columns:
             raise ManifestError(
@@ -174,12 +229,32 @@ class Cohort:
                 "(e.g. t1, t1c, t2, flair, ct) holding image paths"
             )
         self.table = table.reset_index(drop=True)
-        self.table[CASE_ID] = self.table[CASE_ID].astype(str).str.strip()
+        where = f"manifest {source}" if source is not None else "the manifest"
+        ids = self.table[CASE_ID]
+        blank = ids.isna() | (ids.astype(str).str.strip() == "")
+        if blank.any():
+            rows = [int(i) + 1 for i in np.flatnonzero(blank.to_numpy())]
+            raise EmptyInputError(
+                f"{where}: {_row_list(rows[:10])}{' ...' if len(rows) > 10 else ''} "
+                f"{'has' if len(rows) == 1 else 'have'} no {CASE_ID} (rows counted from 1, "
+                "after the header). Give every row a unique case id, or delete the row."
+            )
+        self.table[CASE_ID] = ids.astype(str).str.strip()
+        repeated = self.table.groupby(CASE_ID, sort=False).indices
+        dups = {cid: [int(i) + 1 for i in rows] for cid, rows in repeated.items() if len(rows) > 1}
+        if dups:
+            listed = "; ".join(f"{cid!r} in {_row_list(rows)}" for cid, rows in dups.items())
+            raise DuplicateCaseError(
+                f"{where}: case ids must be unique, but {listed} (rows counted from 1, after "
+                "the header). Rename or remove the repeated rows."
+            )
         self.root = Path(root)
         self.sequences: tuple[str, ...] = tuple(seqs)
         self.label_map = load_label_map(label_map)
         self.clinical = clinical
         self.source = source
+        self.nonfinite = check_nonfinite_mode(nonfinite)
+        self.allow_outside = bool(allow_outside)
         metadata_cols = [c for c in candidates if c not in self.sequences]
         self._cases = [self._row_to_case(row, metadata_cols) for row in self.table.itertuples()]
 
@@ -187,14 +262,26 @@ class Cohort:
         data = row._asdict()  # type: ignore[attr-defined]
         # itertuples renames columns that are not identifiers; map by position instead.
         values = dict(zip(self.table.columns, list(data.values())[1:], strict=True))
-        images = {s: p for s in self.sequences if (p := _resolve(self.root, values[s])) is not None}
+        cid = str(values[CASE_ID])
+
+        def resolve(column: str) -> Path | None:
+            return _resolve(
+                self.root,
+                values.get(column),
+                case_id=cid,
+                column=column,
+                allow_outside=self.allow_outside,
+            )
+
+        images = {s: p for s in self.sequences if (p := resolve(s)) is not None}
         site = values.get(SITE)
         return Case(
-            case_id=str(values[CASE_ID]),
+            case_id=cid,
             images=images,
-            mask=_resolve(self.root, values.get(MASK)),
+            mask=resolve(MASK),
             site=None if site is None or pd.isna(site) else str(site),
             metadata={c: str(values[c]) for c in metadata_cols},
+            nonfinite=self.nonfinite,
         )
 
     @classmethod
@@ -205,6 +292,8 @@ class Cohort:
         sequences: Sequence[str] | None = None,
         label_map: str | os.PathLike[str] | LabelMap = "binary",
         clinical: str | os.PathLike[str] | pd.DataFrame | None = None,
+        nonfinite: str = "error",
+        allow_outside: bool = False,
     ) -> Cohort:
         """Read a manifest CSV; paths in it are relative to its folder.
 
@@ -220,18 +309,51 @@ class Cohort:
             ``binary``), a YAML file, or a :class:`LabelMap`.
         clinical
             A clinical CSV (or DataFrame) joined on ``case_id``.
+        nonfinite
+            What reading an image does with NaN/Inf voxels: ``"error"`` (default) or
+            ``"replace"`` (with the image's minimum finite value, with a warning).
+        allow_outside
+            Accept relative paths that climb out of the manifest's folder (``../``).
 
         Raises
         ------
         FileNotFoundError
             The CSV does not exist.
+        EmptyInputError
+            The CSV is empty (0 bytes, or a header without rows), or a row has no case id.
+        DuplicateCaseError
+            A case id appears in more than one row (the rows are named).
+        PathEscapeError
+            A relative path climbs out of the manifest's folder (without ``allow_outside``).
         ManifestError
-            No ``case_id`` column, or no sequence columns.
+            Not a readable CSV, no ``case_id`` column, or no sequence columns.
         """
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"manifest not found: {p}")
-        table = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+        if p.stat().st_size == 0:
+            raise EmptyInputError(
+                f"manifest {p} has no cases: the file is empty (0 bytes). Write a header row "
+                f"({CASE_ID}, one column per sequence, optionally {MASK}) and one row per case."
+            )
+        try:
+            table = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+        except pd.errors.EmptyDataError as exc:
+            raise EmptyInputError(
+                f"manifest {p} has no cases: the file holds no header and no rows. Write a "
+                f"header row ({CASE_ID}, one column per sequence) and one row per case."
+            ) from exc
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ManifestError(
+                f"cannot read manifest {p} as CSV: {exc}. Save it as a UTF-8 CSV with a "
+                f"header row ({CASE_ID}, one column per sequence) and one row per case."
+            ) from exc
+        if table.empty:
+            header = ", ".join(map(str, table.columns))
+            raise EmptyInputError(
+                f"manifest {p} has no cases: it holds a header ({header}) but no rows. Add "
+                "one row per case."
+            )
         if isinstance(clinical, pd.DataFrame) or clinical is None:
             clin = clinical
         else:
@@ -243,6 +365,8 @@ class Cohort:
             label_map=label_map,
             clinical=clin,
             source=p,
+            nonfinite=nonfinite,
+            allow_outside=allow_outside,
         )
 
     # --- container protocol -------------------------------------------------------
@@ -292,6 +416,8 @@ class Cohort:
             label_map=self.label_map,
             clinical=self.clinical,
             source=self.source,
+            nonfinite=self.nonfinite,
+            allow_outside=self.allow_outside,
         )
 
     def validate(
@@ -330,15 +456,33 @@ def read_clinical(path: str | os.PathLike[str], *, id_column: str = CASE_ID) -> 
     FileNotFoundError
         The file does not exist.
     ClinicalError
-        The file is not a readable CSV, or the id column is missing.
+        The file is empty (0 bytes, or a header without rows), not a readable CSV, or the id
+        column is missing.
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"clinical table not found: {p}")
+    if p.stat().st_size == 0:
+        raise ClinicalError(
+            f"clinical table {p} has no rows: the file is empty (0 bytes). Write a header "
+            f"row ({id_column} and the clinical columns) and one row per case."
+        )
     try:
         table = pd.read_csv(p, dtype={id_column: str})  # ids as text: "007" stays "007"
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ClinicalError(f"cannot read clinical table {p} as CSV: {exc}") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise ClinicalError(
+            f"clinical table {p} has no rows: the file holds no header and no rows. Write a "
+            f"header row ({id_column} and the clinical columns) and one row per case."
+        ) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ClinicalError(
+            f"cannot read clinical table {p} as CSV: {exc}. Save it as a UTF-8 CSV."
+        ) from exc
+    if table.empty:
+        raise ClinicalError(
+            f"clinical table {p} has no rows: it holds a header "
+            f"({', '.join(map(str, table.columns))}) but no cases. Add one row per case."
+        )
     if id_column not in table.columns:
         raise ClinicalError(
             f"clinical table {p} has no {id_column!r} column (columns: {list(table.columns)}); "
@@ -355,6 +499,8 @@ def write_manifest(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
     ``table`` holds ``case_id`` and path columns (absolute or relative to the current
     directory); cells that are not existing paths (``site``, metadata) are left as they are.
+    A file outside the manifest's folder is written as its absolute path (never ``../``),
+    so the manifest reads back without ``allow_outside``.
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -366,7 +512,14 @@ def write_manifest(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
         def relative(cell: object) -> object:
             if isinstance(cell, (str, Path)) and str(cell) and Path(cell).exists():
-                return os.path.relpath(Path(cell).resolve(), base)
+                full = Path(cell).resolve()
+                try:
+                    rel = os.path.relpath(full, base)
+                except ValueError:  # another drive (Windows)
+                    return str(full)
+                if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+                    return str(full)
+                return rel
             return cell
 
         rel[col] = rel[col].map(relative)

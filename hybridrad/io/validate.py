@@ -2,7 +2,12 @@
 
 Each problem carries a specific exception (see :mod:`hybridrad.errors`) whose message
 names the case, file or column and what to do. :meth:`ValidationReport.raise_if_failed`
-raises a :class:`~hybridrad.errors.CohortValidationError` holding all of them.
+raises a :class:`~hybridrad.errors.CohortValidationError` holding all of them. Findings
+that do not stop a run (a constant image, ignored mask values) are reported as warnings.
+
+The checks are the readers' own (:func:`~hybridrad.io.images.read_geometry`,
+:func:`~hybridrad.io.images.read_image`, :meth:`~hybridrad.io.labels.LabelMap.check_values`),
+so validation and extraction refuse the same inputs with the same messages.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from hybridrad.errors import (
     CaseMismatchError,
     ClinicalError,
     CohortValidationError,
-    DuplicateCaseError,
+    ConstantImageWarning,
     EventError,
     HybridradError,
     MaskGeometryError,
@@ -30,7 +35,13 @@ from hybridrad.errors import (
     SequenceGeometryError,
     SurvivalTimeError,
 )
-from hybridrad.io.images import Geometry, read_geometry, read_image
+from hybridrad.io.images import (
+    Geometry,
+    constant_message,
+    constant_value,
+    read_geometry,
+    read_image,
+)
 from hybridrad.io.labels import LabelMap
 
 if TYPE_CHECKING:
@@ -59,14 +70,19 @@ class Problem:
 
 @dataclass
 class ValidationReport:
-    """Every problem found in a cohort (empty when all is well)."""
+    """Every problem found in a cohort (empty when all is well), and warnings.
+
+    ``warnings`` (their ``error`` a :class:`~hybridrad.errors.HybridradWarning`) do not
+    make the report fail: a constant image, mask values the label map ignores.
+    """
 
     n_cases: int
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when no problem was found."""
+        """True when no problem was found (warnings do not count)."""
         return not self.problems
 
     def add(
@@ -84,7 +100,7 @@ class ValidationReport:
         return [p for p in self.problems if isinstance(p.error, kind)]
 
     def to_frame(self) -> pd.DataFrame:
-        """Problems as a table: kind, case_id, column, path, message."""
+        """Problems, then warnings, as a table: kind, case_id, column, path, message."""
         return pd.DataFrame(
             [
                 {
@@ -94,20 +110,27 @@ class ValidationReport:
                     "path": p.path,
                     "message": p.message,
                 }
-                for p in self.problems
+                for p in [*self.problems, *self.warnings]
             ],
             columns=["kind", "case_id", "column", "path", "message"],
         )
 
     def summary(self, limit: int = 50) -> str:
-        """Human-readable report (the first ``limit`` problems, then a count)."""
+        """Human-readable report (the first ``limit`` problems and warnings, then counts)."""
         if self.ok:
-            return f"OK: {self.n_cases} cases, no problems found."
-        lines = [f"{len(self.problems)} problem(s) in {self.n_cases} cases:"]
-        for p in self.problems[:limit]:
-            lines.append(f"  [{p.kind}] {p.message}")
-        if len(self.problems) > limit:
-            lines.append(f"  ... and {len(self.problems) - limit} more (see the table)")
+            lines = [f"OK: {self.n_cases} cases, no problems found."]
+        else:
+            lines = [f"{len(self.problems)} problem(s) in {self.n_cases} cases:"]
+            for p in self.problems[:limit]:
+                lines.append(f"  [{p.kind}] {p.message}")
+            if len(self.problems) > limit:
+                lines.append(f"  ... and {len(self.problems) - limit} more (see the table)")
+        if self.warnings:
+            lines.append(f"{len(self.warnings)} warning(s):")
+            for p in self.warnings[:limit]:
+                lines.append(f"  [{p.kind}] {p.message}")
+            if len(self.warnings) > limit:
+                lines.append(f"  ... and {len(self.warnings) - limit} more (see the table)")
         return "\n".join(lines)
 
     def raise_if_failed(self) -> None:
@@ -116,14 +139,21 @@ class ValidationReport:
             raise CohortValidationError(self.summary(), [p.error for p in self.problems])
 
 
+def _wrap(exc: Exception, cid: str, column: str) -> Exception:
+    """The same kind of error, its message prefixed with the case and column."""
+    return type(exc)(f"case {cid!r}, column {column!r}: {exc}")
+
+
 def _check_case(
     case: Case,
     sequences: Iterable[str],
     label_map: LabelMap,
     tolerance: float,
     check_mask_values: bool,
-) -> list[Problem]:
+) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) of one case."""
     out: list[Problem] = []
+    warned: list[Problem] = []
     cid = case.case_id
     reference: tuple[str, Geometry] | None = None
     for seq in sequences:
@@ -138,10 +168,21 @@ def _check_case(
         try:
             geom, _ = read_geometry(path)
         except (HybridradError, OSError, ValueError) as exc:
-            out.append(
-                Problem(type(exc)(f"case {cid!r}, column {seq!r}: {exc}"), cid, seq, str(path))
-            )
+            out.append(Problem(_wrap(exc, cid, seq), cid, seq, str(path)))
             continue
+        if check_mask_values:  # a full read: NaN/Inf voxels, a constant image
+            try:
+                image = read_image(path, nonfinite=case.nonfinite, warn_constant=False)
+            except (HybridradError, OSError, ValueError) as exc:
+                out.append(Problem(_wrap(exc, cid, seq), cid, seq, str(path)))
+            else:
+                value = constant_value(image)
+                if value is not None:
+                    warning = ConstantImageWarning(
+                        f"case {cid!r}, column {seq!r}: {constant_message(path, value, image)}"
+                    )
+                    warned.append(Problem(warning, cid, seq, str(path)))
+                del image
         if reference is None:
             reference = (seq, geom)
             continue
@@ -160,14 +201,12 @@ def _check_case(
                 )
             )
     if case.mask is None:
-        return out
+        return out, warned
     try:
-        mgeom, pixel = read_geometry(case.mask)
+        mgeom, _ = read_geometry(case.mask)
     except (HybridradError, OSError, ValueError) as exc:
-        out.append(
-            Problem(type(exc)(f"case {cid!r}, column 'mask': {exc}"), cid, "mask", str(case.mask))
-        )
-        return out
+        out.append(Problem(_wrap(exc, cid, "mask"), cid, "mask", str(case.mask)))
+        return out, warned
     if reference is not None:
         why = reference[1].mismatch(mgeom, tolerance)
         if why:
@@ -186,32 +225,17 @@ def _check_case(
             )
     if check_mask_values:
         try:
-            mask_image = read_image(case.mask)
-        except (HybridradError, OSError) as exc:
-            out.append(
-                Problem(
-                    type(exc)(f"case {cid!r}, column 'mask': {exc}"), cid, "mask", str(case.mask)
-                )
+            mask_image = read_image(case.mask, nonfinite=case.nonfinite, warn_constant=False)
+            _, ignored = label_map.read_values(
+                sitk.GetArrayViewFromImage(mask_image), f"case {cid!r}: mask {case.mask.name}"
             )
-            return out
-        values = np.unique(sitk.GetArrayViewFromImage(mask_image))
-        bad = [v for v in values.tolist() if v not in label_map.valid_values]
-        if bad:
-            shown = ", ".join(f"{v:g}" for v in bad[:10])
-            out.append(
-                Problem(
-                    MaskLabelError(
-                        f"case {cid!r}: mask {case.mask.name} ({pixel}) holds values [{shown}] that "
-                        f"label map {label_map.name!r} does not define (valid: "
-                        f"{sorted(label_map.valid_values)}). Choose the right label map "
-                        "(--labels) or relabel the mask."
-                    ),
-                    cid,
-                    "mask",
-                    str(case.mask),
-                )
-            )
-    return out
+        except (HybridradError, OSError, ValueError) as exc:
+            error = exc if isinstance(exc, MaskLabelError) else _wrap(exc, cid, "mask")
+            out.append(Problem(error, cid, "mask", str(case.mask)))
+            return out, warned
+        if ignored is not None:
+            warned.append(Problem(ignored, cid, "mask", str(case.mask)))
+    return out, warned
 
 
 def validate_clinical(
@@ -296,10 +320,14 @@ def validate_cohort(
 ) -> ValidationReport:
     """Check a cohort and report every problem at once.
 
-    Checks: duplicate case ids; missing, unreadable or unsupported files; sequences of
-    one case on different grids; a mask not on the image grid (``tolerance`` in mm and
-    direction cosines); mask values the label map does not define; and, with a clinical
-    table, survival ``time`` / ``event`` values and cases present on one side only.
+    Checks: missing, unreadable or unsupported files; headers that are not one plausible
+    3D scalar volume (2D/4D, RGB, absurd spacing or size, singular direction); sequences
+    of one case on different grids; a mask not on the image grid (``tolerance`` in mm and
+    direction cosines); with ``check_mask_values``, NaN/Inf voxels, constant images (a
+    warning) and mask values the label map does not define (the label map's own
+    :meth:`~hybridrad.io.labels.LabelMap.check_values`); and, with a clinical table,
+    survival ``time`` / ``event`` values and cases present on one side only. Duplicate or
+    empty case ids never get this far: :class:`~hybridrad.io.manifest.Cohort` refuses them.
 
     Parameters
     ----------
@@ -311,7 +339,8 @@ def validate_cohort(
         Largest absolute difference in spacing, origin and direction that counts as the
         same grid.
     check_mask_values
-        Read every mask fully to check its values (headers only otherwise).
+        Read every image and mask fully: NaN/Inf voxels, constant images, mask values
+        (headers only otherwise, as ``--headers-only``).
     jobs
         Threads reading headers and masks.
 
@@ -320,23 +349,14 @@ def validate_cohort(
     ValidationReport
     """
     report = ValidationReport(n_cases=len(cohort))
-    ids = pd.Series(cohort.case_ids)
-    for cid in ids[ids.duplicated()].unique():
-        report.add(
-            DuplicateCaseError(
-                f"case_id {cid!r} appears {int((ids == cid).sum())} times in the manifest; "
-                "case ids must be unique"
-            ),
-            cid,
-            "case_id",
-        )
 
-    def check(case: Case) -> list[Problem]:
+    def check(case: Case) -> tuple[list[Problem], list[Problem]]:
         return _check_case(case, cohort.sequences, cohort.label_map, tolerance, check_mask_values)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for problems in pool.map(check, cohort.cases):
+        for problems, warned in pool.map(check, cohort.cases):
             report.problems.extend(problems)
+            report.warnings.extend(warned)
 
     clinical = cohort.clinical
     if clinical is not None:

@@ -36,8 +36,12 @@ def labels_to_channels(
     >>> from hybridrad.io.labels import LabelMap
     >>> labels_to_channels(np.array([0, 1, 2, 4]), LabelMap.preset("brats")).tolist()
     [[0, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 1]]
+    >>> labels_to_channels(np.array([0, 1, 2, 4]), LabelMap.preset("binary")).tolist()
+    [[0, 1, 1, 1]]
     """
-    return np.stack([np.isin(labels, values) for values in label_map.regions.values()]).astype(
+    # region_mask, not np.isin(labels, values): a ``nonzero`` map (binary) counts every
+    # non-zero value, e.g. all of a BraTS mask's 1, 2 and 4 voxels.
+    return np.stack([label_map.region_mask(labels, region) for region in label_map.regions]).astype(
         np.uint8
     )
 
