@@ -408,7 +408,7 @@ def test_cli_reports_bad_encoder(
     )
     assert args.func(args) == 2  # stopped before any case: one error line on stderr
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: unknown encoder spec 'nope'")
+    assert len(err) == 1 and err[0].startswith("error: EncoderError: unknown encoder spec 'nope'")
 
 
 # --- signal (slow) ------------------------------------------------------------------------------------

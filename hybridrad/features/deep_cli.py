@@ -52,9 +52,10 @@ def _patch_overrides(args: argparse.Namespace, defaults: dict[str, Any]) -> dict
 
 
 def _stopped(exc: BaseException) -> int:
-    """Report a problem that stopped the run (one line on stderr); exit status 2."""
-    message = " ".join(str(exc).split())
-    print(f"error: {message}", file=sys.stderr)
+    """Report a problem that stopped the run as :func:`hybridrad.cli.main` does (one
+    ``error: <exception>: <message>`` line on stderr); exit status 2."""
+    message = " ".join(str(exc).split()) or "(no message)"
+    print(f"error: {type(exc).__name__}: {message}", file=sys.stderr)
     return 2
 
 
