@@ -742,6 +742,28 @@ def _(root: Path) -> list[str]:
     return _segment(root, "--model", str(model), "--sequences", "flair")
 
 
+@row("segment-model-pickle-payload-rehashed", 2, "ModelDirError", "weights_only=True")
+def _(root: Path) -> list[str]:
+    """An attacker who recomputes the recorded hash still cannot make the file run code."""
+    torch = pytest.importorskip("torch")
+    from hybridrad.provenance import file_sha256
+    from hybridrad.segment.registry import resolve_model
+
+    model = root / "model"
+    shutil.copytree(resolve_model("glioma-flair"), model)
+    marker = root / "PWNED"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"state_dict": Payload()}, model / "model.pt")
+    meta = json.loads((model / "model.json").read_text())
+    meta["weights"]["sha256"] = file_sha256(model / "model.pt")
+    (model / "model.json").write_text(json.dumps(meta))
+    return _segment(root, "--model", str(model), "--sequences", "flair")
+
+
 @row("segment-model-json-edited", 2, "ModelDirError", "model.json")
 def _(root: Path) -> list[str]:
     from hybridrad.segment.registry import resolve_model

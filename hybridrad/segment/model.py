@@ -254,14 +254,27 @@ def load_model(model_dir: str | os.PathLike[str] | None = None) -> SegModel:
     """
     folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     meta = read_metadata(folder)
-    net_meta = meta["network"]
-    network = build_network(
-        net_meta["name"],
-        meta["in_channels"],
-        meta["out_channels"],
-        net_meta["kwargs"],
-        int(net_meta.get("spatial_dims", 3)),
-    )
+    try:
+        net_meta = meta["network"]
+        network = build_network(
+            net_meta["name"],
+            meta["in_channels"],
+            meta["out_channels"],
+            net_meta["kwargs"],
+            int(net_meta.get("spatial_dims", 3)),
+        )
+        expected = meta.get("weights", {}).get("sha256")
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ModelDirError(
+            f"{folder / METADATA} lacks or garbles the network description ({exc!r}); copy "
+            "the model again or retrain it."
+        ) from exc
+    if expected and weights_sha256(folder) != expected:
+        raise ModelDirError(
+            f"the weights file {weights_path(folder)} does not match the sha256 recorded in "
+            f"{folder / METADATA}: it was changed or damaged after training. Copy the model "
+            "again from its source, or retrain it."
+        )
     try:
         network.load_state_dict(load_state_dict(folder))
     except RuntimeError as exc:
