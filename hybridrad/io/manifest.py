@@ -348,6 +348,12 @@ class Cohort:
                 f"cannot read manifest {p} as CSV: {exc}. Save it as a UTF-8 CSV with a "
                 f"header row ({CASE_ID}, one column per sequence) and one row per case."
             ) from exc
+        if not isinstance(table.index, pd.RangeIndex):  # pandas took extra fields as an index
+            raise ManifestError(
+                f"cannot read manifest {p} as CSV: its rows hold more fields than its header "
+                f"names ({', '.join(map(str, table.columns))}); a cell holds an unquoted comma, "
+                "or the header lacks column names. Quote such cells, or name every column."
+            )
         if table.empty:
             header = ", ".join(map(str, table.columns))
             raise EmptyInputError(
@@ -478,6 +484,12 @@ def read_clinical(path: str | os.PathLike[str], *, id_column: str = CASE_ID) -> 
         raise ClinicalError(
             f"cannot read clinical table {p} as CSV: {exc}. Save it as a UTF-8 CSV."
         ) from exc
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took extra fields as an index
+        raise ClinicalError(
+            f"cannot read clinical table {p} as CSV: its rows hold more fields than its header "
+            f"names ({', '.join(map(str, table.columns))}); a cell holds an unquoted comma, or "
+            "the header lacks column names. Quote such cells, or name every column."
+        )
     if table.empty:
         raise ClinicalError(
             f"clinical table {p} has no rows: it holds a header "
