@@ -758,3 +758,13 @@ def test_label_map_region_masks(arr: np.ndarray) -> None:
     else:
         with pytest.raises(MaskLabelError, match="that label map 'brats' does not define"):
             brats.check_values(arr, "m")
+
+
+@pytest.mark.parametrize(
+    "content", [b"labels: {1: tumor\nregions: [", "labels: {1: t\xfcm}\n".encode("latin-1")]
+)
+def test_unreadable_label_map_file_names_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "mylabels.yaml"
+    path.write_bytes(content)
+    with pytest.raises(LabelMapError, match=r"cannot read label map .*mylabels\.yaml"):
+        load_label_map(path)

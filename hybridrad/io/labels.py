@@ -363,8 +363,14 @@ def load_label_map(spec: str | os.PathLike[str] | LabelMap) -> LabelMap:
             f"label map {str(spec)!r} is neither a preset ({', '.join(sorted(PRESETS))}) "
             "nor an existing YAML file"
         )
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise LabelMapError(
+            f"cannot read label map {path}: it is not valid UTF-8 YAML ({exc}). Write it as "
+            "'labels: {value: name}' and 'regions: {name: [values]}' (see the presets)."
+        ) from exc
     if not isinstance(data, dict):
         raise LabelMapError(f"{path}: expected a mapping with 'labels' and 'regions'")
     data.setdefault("name", path.stem)

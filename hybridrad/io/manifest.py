@@ -213,20 +213,17 @@ class Cohort:
                 f"{list(table.columns)}). Add a {CASE_ID!r} column with one id per row."
             )
         candidates = [c for c in table.columns if c not in RESERVED_COLUMNS]
-        if sequences is None:
-            seqs = candidates
-        else:
-            seqs = list(sequences)
-            missing = [s for s in seqs if s not in table.columns]
-            if missing:
-                raise ManifestError(
-                    f"manifest {source or ''} has no column for sequence(s) {missing}; "
-                    f"columns are {list(table.columns)}"
-                )
-        if not seqs:
+        seqs = candidates if sequences is None else list(sequences)
+        if not candidates or not seqs:
             raise ManifestError(
                 f"manifest {source or ''} has no image columns: add one column per sequence "
                 "(e.g. t1, t1c, t2, flair, ct) holding image paths"
+            )
+        missing = [s for s in seqs if s not in table.columns]
+        if missing:
+            raise ManifestError(
+                f"manifest {source or ''} has no column for sequence(s) {missing}; "
+                f"columns are {list(table.columns)}"
             )
         self.table = table.reset_index(drop=True)
         where = f"manifest {source}" if source is not None else "the manifest"
