@@ -631,8 +631,9 @@ def read_image(
             f"cannot read image {p}: {first}. The file may be corrupt or truncated; "
             "re-export or re-convert it."
         ) from exc
-    if layout is None and image.GetPixelID() in _FLOAT_PIXELS:
-        found.append(_count_nonfinite(sitk.GetArrayViewFromImage(image)))
+    raw_scanned = layout is not None and layout.float_dtype is not None
+    if not raw_scanned and image.GetPixelID() in _FLOAT_PIXELS:  # NRRD, MHA, DICOM, scaled ints
+        found = [_count_nonfinite(sitk.GetArrayViewFromImage(image))]
     image = _handle_nonfinite(image, p, found[0] if found else None, nonfinite)
     if warn_constant:
         value = constant_value(image)
