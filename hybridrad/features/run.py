@@ -535,8 +535,8 @@ class _Scheduler:
         key = self.keys.get(case.case_id)
         if self.cache is None or key is None:
             return True
-        lock = self.cache.lock(key)
         try:
+            lock = self.cache.lock(key)
             lock.acquire(timeout=0)
         except Exception as exc:  # filelock.Timeout: held by another run
             from filelock import Timeout
