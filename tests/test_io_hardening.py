@@ -287,7 +287,7 @@ HEADER_CASES = [
         "spacing-zero",
         lambda d: _metaimage(d / "zero_spacing.mha", ElementSpacing="1 0 1"),
         ImageHeaderError,
-        r"zero_spacing\.mha: voxel spacing \(1\.0, 0\.0, 1\.0\)",
+        r"zero_spacing\.mha: voxel spacing \(1, 0, 1\)",
     ),
     (
         "huge-grid",
@@ -347,7 +347,7 @@ def test_check_header_accepts_ordinary_grids() -> None:
     with pytest.raises(ImageHeaderError, match=r"x: origin \(nan"):
         check_header(Geometry((2, 2, 2), (1.0,) * 3, (np.nan, 0.0, 0.0), oblique), 1, "x")
     # ITK's readers turn a NaN spacing into 0 or 1 already; the check stands on its own
-    with pytest.raises(ImageHeaderError, match=r"y: voxel spacing \(1\.0, nan, 1\.0\)"):
+    with pytest.raises(ImageHeaderError, match=r"y: voxel spacing \(1, nan, 1\)"):
         check_header(Geometry((2, 2, 2), (1.0, np.nan, 1.0), (0.0,) * 3, oblique), 1, "y")
     with pytest.raises(ImageHeaderError, match=r"z: its direction matrix .*singular"):
         check_header(Geometry((2, 2, 2), (1.0,) * 3, (0.0,) * 3, (np.inf, *oblique[1:])), 1, "z")

@@ -112,6 +112,11 @@ MAX_VOXELS = 2**31
 MAX_AXIS = 10**5
 
 
+def _values(values: tuple[float, ...]) -> str:
+    """``(1, 1e-06, 1)``: header values as a reader would write them."""
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
+
+
 def _check_size(size: tuple[int, ...], path: Path) -> None:
     n = int(np.prod([max(int(s), 1) for s in size], dtype=np.float64))
     if n > MAX_VOXELS or any(int(s) > MAX_AXIS for s in size):
@@ -185,13 +190,13 @@ def check_header(
     spacing = np.asarray(geometry.spacing, dtype=np.float64)
     if not (np.isfinite(spacing).all() and ((spacing >= lo) & (spacing <= hi)).all()):
         raise ImageHeaderError(
-            f"image {p}: voxel spacing {geometry.spacing} mm is not finite or outside "
+            f"image {p}: voxel spacing {_values(geometry.spacing)} mm is not finite or outside "
             f"[{lo:g}, {hi:g}] mm per axis; the header is broken or in other units. Fix the "
             "spacing in the header (re-export, or set it with SimpleITK's SetSpacing)."
         )
     if not np.isfinite(np.asarray(geometry.origin, dtype=np.float64)).all():
         raise ImageHeaderError(
-            f"image {p}: origin {geometry.origin} is not finite; the header is broken. "
+            f"image {p}: origin {_values(geometry.origin)} is not finite; the header is broken. "
             "Re-export the image."
         )
     direction = np.asarray(geometry.direction, dtype=np.float64)
@@ -199,7 +204,7 @@ def check_header(
         matrix = direction.reshape(dim, dim)
         if not np.isfinite(matrix).all() or abs(float(np.linalg.det(matrix))) < 1e-6:
             raise ImageHeaderError(
-                f"image {p}: its direction matrix {geometry.direction} is singular or not "
+                f"image {p}: its direction matrix {_values(geometry.direction)} is singular or not "
                 "finite, so voxel positions are undefined; the header's orientation is "
                 "broken. Re-export the image with a valid orientation (qform/sform in NIfTI)."
             )
