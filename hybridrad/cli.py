@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hybridrad import __version__
 from hybridrad.errors import HybridradError
@@ -26,6 +26,46 @@ if TYPE_CHECKING:
     from hybridrad.datasets.synthetic import SyntheticCohort
 
 
+#: Commands that read a manifest; each gets ``--nonfinite`` and ``--allow-outside``.
+MANIFEST_COMMANDS = (
+    "validate",
+    "extract",
+    "robustness",
+    "seg-train",
+    "segment",
+    "seg-eval",
+    "deep-features",
+    "pretrain",
+    "contour-agreement",
+)
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """``--nonfinite`` and ``--allow-outside``: how a manifest's images are read."""
+    from hybridrad.io import NONFINITE_MODES
+
+    p.add_argument(
+        "--nonfinite",
+        choices=NONFINITE_MODES,
+        default="error",
+        help="NaN/Inf voxels: error (default) stops the case; replace sets them to the "
+        "image's smallest finite value, with a warning naming the file",
+    )
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let relative manifest paths climb out of the manifest's folder (../)",
+    )
+
+
+def cohort_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Cohort.from_csv`` that the input flags set."""
+    return {
+        "nonfinite": getattr(args, "nonfinite", "error"),
+        "allow_outside": getattr(args, "allow_outside", False),
+    }
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from hybridrad.io import Cohort
 
@@ -34,6 +74,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         sequences=args.sequences.split(",") if args.sequences else None,
         label_map=args.labels,
         clinical=args.clinical,
+        **cohort_options(args),
     )
     report = cohort.validate(
         time=args.time,
@@ -56,7 +97,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from hybridrad.io import Cohort
     from hybridrad.provenance import file_sha256, library_versions
 
-    cohort = Cohort.from_csv(args.manifest, label_map=args.labels)
+    cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
     config = RadiomicsConfig.load(args.config)
     task = RadiomicsTask(
         config=config,
@@ -107,7 +148,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     from hybridrad.io import Cohort
     from hybridrad.provenance import config_hash, file_sha256, library_versions
 
-    cohort = Cohort.from_csv(args.manifest, label_map=args.labels)
+    cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
     cache_dir = args.cache_dir or args.out.parent / ".hybridrad-cache"
     table, result = robustness_icc(
         cohort,
@@ -383,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hybridrad.features.agreement import add_parsers as add_agreement_parsers
 
     add_agreement_parsers(sub)
+
+    for name in MANIFEST_COMMANDS:
+        add_input_arguments(sub.choices[name])
 
     p = sub.add_parser("discover", help="write a manifest for a known dataset layout")
     p.add_argument(

@@ -412,7 +412,7 @@ def _(root: Path) -> None:
 @manifest_row("manifest-path-escape", "PathEscapeError", "case1", "--allow-outside")
 def _(root: Path) -> None:
     table = _manifest(root)
-    table.loc[1, "t1"] = "../../../etc/passwd.nii.gz"
+    table.loc[1, "flair"] = "../../../etc/passwd.nii.gz"
     _write_manifest(root, table)
 
 

@@ -613,7 +613,7 @@ def test_score_refuses_to_guess_an_unconventional_positive_class(tmp_path: Path)
 # --- 11. one-line errors ----------------------------------------------------------------------
 
 
-def test_invalid_survival_values_make_one_error_line(
+def test_invalid_survival_values_make_one_error_line_each(
     tables: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, clinical = _cohort()
@@ -622,9 +622,10 @@ def test_invalid_survival_values_make_one_error_line(
     clinical.to_csv(tables["clinical"], index=False)
     argv = _args(tables, "--time", "os", "--event", "dead", "--id-column", "PatientID")
     assert main(["evaluate", *argv, "--out", "x"]) == 2
-    line = _error_line(capsys.readouterr().err)
-    assert "2 problem(s)" in line and "case '004'" in line and "negative" in line
-    assert "case '009'" in line and "is 2" in line
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error:")]
+    assert len(lines) == 2
+    assert lines[0].startswith("error: SurvivalTimeError: case '004'") and "negative" in lines[0]
+    assert lines[1].startswith("error: EventError: case '009'") and "is 2" in lines[1]
 
 
 def test_an_unreadable_table_is_named(

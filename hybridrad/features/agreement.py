@@ -466,6 +466,8 @@ def _with_masks(cohort: Cohort, masks: Mapping[str, Path]) -> Cohort:
         sequences=cohort.sequences,
         label_map=cohort.label_map,
         clinical=cohort.clinical,
+        nonfinite=cohort.nonfinite,
+        allow_outside=cohort.allow_outside,
     )
 
 
@@ -690,7 +692,9 @@ def cmd_contour_agreement(args: argparse.Namespace) -> int:
 
     Returns 0, or 1 when some case was excluded (see ``failures.csv``).
     """
-    cohort = Cohort.from_csv(args.manifest, label_map=args.labels)
+    from hybridrad.cli import cohort_options
+
+    cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
     image_types = _split(args.image_types)
     result = contour_agreement(
         cohort,

@@ -28,9 +28,15 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 
 def _cohort(args: argparse.Namespace) -> Any:
+    from hybridrad.cli import cohort_options
     from hybridrad.io.manifest import Cohort
 
-    return Cohort.from_csv(args.manifest, sequences=_split(args.sequences), label_map=args.labels)
+    return Cohort.from_csv(
+        args.manifest,
+        sequences=_split(args.sequences),
+        label_map=args.labels,
+        **cohort_options(args),
+    )
 
 
 def _patch_overrides(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-import yaml
 
 from hybridrad.errors import (
     EmptyROIError,
@@ -38,6 +37,7 @@ from hybridrad.features.run import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.io.images import Geometry
 from hybridrad.io.labels import LabelMap
 from hybridrad.io.manifest import Case, Cohort
+from hybridrad.io.yamlfile import read_mapping
 from hybridrad.provenance import canonical_json, config_hash, file_sha256, library_versions
 
 log = logging.getLogger(__name__)
@@ -141,10 +141,12 @@ class RadiomicsConfig:
                     f"radiomics config {str(spec)!r} is neither a shipped preset "
                     f"({', '.join(sorted(presets))}) nor an existing YAML file"
                 )
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise RadiomicsConfigError(f"{path}: expected a mapping of pyradiomics parameters")
+        data = read_mapping(
+            path,
+            RadiomicsConfigError,
+            "radiomics config",
+            "Write pyradiomics parameters (imageType, featureClass, setting), as in the presets.",
+        )
         return cls(data, name=str(path))
 
     @property

@@ -213,8 +213,9 @@ class RobustnessTask:
 
     def __call__(self, case: Case) -> CaseOutput:
         with stage("read"):
-            mask = case.read_mask()
-            images = {s: case.read(s) for s in self.radiomics.sequences}
+            allow_2d = self.radiomics.config.force2d  # as extraction reads them
+            mask = case.read_mask(allow_2d=allow_2d)
+            images = {s: case.read(s, allow_2d=allow_2d) for s in self.radiomics.sequences}
         features: dict[str, float] = {}
         diagnostics: dict[str, Any] = {}
         for k in range(self.n_perturbations):

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 
 from hybridrad.errors import LabelMapError, LabelValueWarning, MaskLabelError
+from hybridrad.io.yamlfile import read_mapping
 
 _KEYS = ("name", "labels", "regions", "nonzero", "ignore")
 
@@ -363,15 +363,11 @@ def load_label_map(spec: str | os.PathLike[str] | LabelMap) -> LabelMap:
             f"label map {str(spec)!r} is neither a preset ({', '.join(sorted(PRESETS))}) "
             "nor an existing YAML file"
         )
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise LabelMapError(
-            f"cannot read label map {path}: it is not valid UTF-8 YAML ({exc}). Write it as "
-            "'labels: {value: name}' and 'regions: {name: [values]}' (see the presets)."
-        ) from exc
-    if not isinstance(data, dict):
-        raise LabelMapError(f"{path}: expected a mapping with 'labels' and 'regions'")
+    data = read_mapping(
+        path,
+        LabelMapError,
+        "label map",
+        "Write it as 'labels: {value: name}' and 'regions: {name: [values]}' (see the presets).",
+    )
     data.setdefault("name", path.stem)
     return LabelMap.from_dict(data)

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -26,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from hybridrad.errors import HybridradError
+from hybridrad.io.yamlfile import read_mapping
 from hybridrad.models.evaluate import CVSettings, EvaluationResult, Task, infer_task, nested_cv
 from hybridrad.models.fusion import CLINICAL
 from hybridrad.models.fusion import blocks as column_blocks
@@ -169,10 +169,9 @@ class StudyConfig:
                 f"study config {str(spec)!r} is neither a shipped study "
                 f"({', '.join(sorted(shipped))}) nor an existing YAML file"
             )
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise StudyConfigError(f"{path}: expected a mapping")
+        data = read_mapping(
+            path, StudyConfigError, "study config", "See configs/studies/default.yaml."
+        )
         try:
             return cls.from_dict(data)
         except StudyConfigError as exc:

@@ -32,9 +32,15 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _cohort(args: argparse.Namespace) -> Any:
+    from hybridrad.cli import cohort_options
     from hybridrad.io.manifest import Cohort
 
-    return Cohort.from_csv(args.manifest, sequences=_split(args.sequences), label_map=args.labels)
+    return Cohort.from_csv(
+        args.manifest,
+        sequences=_split(args.sequences),
+        label_map=args.labels,
+        **cohort_options(args),
+    )
 
 
 def cmd_seg_train(args: argparse.Namespace) -> int:
@@ -50,10 +56,14 @@ def cmd_seg_train(args: argparse.Namespace) -> int:
     check_training_labels(cohort)
     val = None
     if args.val_manifest:
+        from hybridrad.cli import cohort_options
         from hybridrad.io.manifest import Cohort
 
         val = Cohort.from_csv(
-            args.val_manifest, sequences=cohort.sequences, label_map=cohort.label_map
+            args.val_manifest,
+            sequences=cohort.sequences,
+            label_map=cohort.label_map,
+            **cohort_options(args),
         )
         check_training_labels(val, every_region=False)
     meta = train_model(

@@ -6,14 +6,12 @@ anything left out takes the default. See ``configs/segmentation/*.yaml``.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hybridrad.io.yamlfile import read_mapping
 from hybridrad.provenance import config_hash
 from hybridrad.segment.errors import SegmentationConfigError
 
@@ -240,10 +238,9 @@ class SegConfig:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"segmentation config not found: {p}")
-        text = p.read_text(encoding="utf-8")
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-        if not isinstance(data, dict):
-            raise SegmentationConfigError(f"segmentation config {p} must be a mapping")
+        data = read_mapping(
+            p, SegmentationConfigError, "segmentation config", "See configs/segmentation/."
+        )
         data.setdefault("name", p.stem)
         return cls.from_dict(data)
 
