@@ -855,8 +855,9 @@ def _(root: Path) -> list[str]:
 
 @row("out-under-a-file", 2, "OutputPathError", "is a file")
 def _(root: Path) -> list[str]:
-    return _segment(root, "--model", "glioma-flair", "--sequences", "flair")[:3] + [
-        str(root / "manifest.csv" / "seg")
+    return [
+        *_segment(root, "--model", "glioma-flair", "--sequences", "flair")[:3],
+        str(root / "manifest.csv" / "seg"),
     ]
 
 
@@ -964,7 +965,7 @@ MANIFEST_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
         "--out",
         str(root.parent / "icc.csv"),
         "--no-progress",
-    ],  # fmt: skip
+    ],
     "segment": lambda root: _segment(root, "--model", "glioma-flair", "--sequences", "flair"),
     "seg-eval": lambda root: ["seg-eval", str(root / "manifest.csv"), "--pred", str(root)],
     "seg-train": lambda root: [
@@ -977,14 +978,14 @@ MANIFEST_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
         "--epochs",
         "1",
         "--no-progress",
-    ],  # fmt: skip
+    ],
     "deep-features": lambda root: [
         "deep-features",
         str(root / "manifest.csv"),
         "--out",
         str(root.parent / "d.parquet"),
         "--no-progress",
-    ],  # fmt: skip
+    ],
     "pretrain": lambda root: [
         "pretrain",
         str(root / "manifest.csv"),
@@ -993,7 +994,7 @@ MANIFEST_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
         "--epochs",
         "1",
         "--no-progress",
-    ],  # fmt: skip
+    ],
     "contour-agreement": lambda root: [
         "contour-agreement",
         str(root / "manifest.csv"),
@@ -1001,7 +1002,7 @@ MANIFEST_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
         str(root),
         "--out",
         str(root.parent / "agree"),
-    ],  # fmt: skip
+    ],
 }
 
 
@@ -1028,7 +1029,7 @@ TABLE_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
         "death",
         "--out",
         str(root.parent / "model"),
-    ],  # fmt: skip
+    ],
 }
 
 
