@@ -117,7 +117,7 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
             threads=args.threads,
             jobs=args.jobs,
             scheduler=args.scheduler,
-            cache_dir=args.cache_dir,
+            cache_dir=args.cache_dir or args.out.parent / ".hybridrad-cache",
             progress=not args.no_progress,
             trust_code=trust,
         )
@@ -266,7 +266,12 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="per-case worker processes")
     p.add_argument("--scheduler", help="Dask scheduler address (per-case path)")
-    p.add_argument("--cache-dir", type=Path, help="per-case result cache")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="per-case result cache; a rerun or a killed run resumes from it "
+        "(default: .hybridrad-cache beside --out)",
+    )
     p.set_defaults(func=cmd_deep_features)
 
     p = subparsers.add_parser(

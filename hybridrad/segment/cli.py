@@ -130,7 +130,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         postprocess=_postprocess(args, model_cfg.postprocess),
         device=args.device,
         jobs=args.jobs,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir or Path(args.out) / ".hybridrad-cache",
         progress=not args.no_progress,
     )
     print(
@@ -232,7 +232,12 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
-    p.add_argument("--cache-dir", type=Path, help="per-case result cache")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="per-case result cache; a rerun or a killed run resumes from it "
+        "(default: OUT/.hybridrad-cache)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_segment)
 
