@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from hybridrad.cli import main  # noqa: E402
+from hybridrad.errors import ConstantImageWarning  # noqa: E402
 from hybridrad.io.manifest import Cohort  # noqa: E402
 from hybridrad.segment import (  # noqa: E402
     InferenceConfig,
@@ -223,8 +226,9 @@ def test_segment_by_name_and_automatic_choice(
             "--no-progress",
         ]
     )
-    out = capsys.readouterr().out
-    assert rc != 0 and "glioma-flair-t1-t1c" in out and "['t1', 't1c']" in out
+    err = capsys.readouterr().err  # one `error: ...` line on stderr, exit 2
+    assert rc == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert "glioma-flair-t1-t1c" in err and "['t1', 't1c']" in err
 
 
 # --- real data ---------------------------------------------------------------------------
@@ -263,6 +267,11 @@ def test_empty_predictions_get_one_warning_naming_them(tmp_path: Path) -> None:
     table.loc[1] = ["blank", str(blank), table.loc[0, "mask"]]
     table.to_csv(manifest, index=False)
     cohort = Cohort.from_csv(manifest, label_map="binary")
-    with pytest.warns(EmptyPredictionWarning, match=r"of 2 case.*glioma-flair.*'blank'") as rec:
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
         segment_cohort(cohort, tmp_path / "out", model_dir="glioma-flair", device="cpu")
-    assert len([w for w in rec if w.category is EmptyPredictionWarning]) == 1
+    empty = [str(w.message) for w in rec if w.category is EmptyPredictionWarning]
+    assert len(empty) == 1 and re.search(r"of 2 case.*glioma-flair.*'blank'", empty[0])
+    # the blank input scan is named too; its empty predicted mask is not "constant"
+    constant = [str(w.message) for w in rec if w.category is ConstantImageWarning]
+    assert len(constant) == 1 and "blank.nii.gz" in constant[0]

@@ -17,6 +17,7 @@ pytest.importorskip("monai")
 
 from hybridrad.cli import main  # noqa: E402
 from hybridrad.datasets.synthetic import make_synthetic_cohort  # noqa: E402
+from hybridrad.errors import ImageDimensionError  # noqa: E402
 from hybridrad.io.labels import LabelMap  # noqa: E402
 from hybridrad.io.manifest import Cohort  # noqa: E402
 from hybridrad.segment import (  # noqa: E402
@@ -218,7 +219,8 @@ def test_seg_eval_cli(tmp_path: Path) -> None:
     truth[2:4, 6:12, 6:12] = 4  # enhancing: WT 576, TC = ET 72 voxels
     pred = truth.copy()
     pred[2:4, 6:12, 6:9] = 2  # half of ET lost to oedema
-    img = _write(np.ones_like(truth, dtype=np.int16), tmp_path / "c1" / "flair.nii.gz")
+    flair = np.arange(truth.size, dtype=np.int16).reshape(truth.shape)  # not constant
+    img = _write(flair, tmp_path / "c1" / "flair.nii.gz")
     _write(truth, tmp_path / "c1" / "mask.nii.gz")
     _write(pred, tmp_path / "pred" / "masks" / "c1.nii.gz")
     pd.DataFrame([{"case_id": "c1", "flair": str(img), "mask": "c1/mask.nii.gz"}]).to_csv(
@@ -256,7 +258,9 @@ def test_missing_sequence_names_case(synthetic: Path) -> None:
         seg.predict_case(cohort["syn_0001"])
 
 
-def test_wrong_channels_and_sequence_mismatch(synthetic: Path, tmp_path: Path) -> None:
+def test_wrong_channels_and_sequence_mismatch(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cohort = Cohort.from_csv(synthetic, label_map="brats", sequences=["t1", "t1c", "flair"])
     seg = Segmenter(load_model(), device="cpu")
     with pytest.raises(SequenceMismatchError, match=r"\['t2'\].*Rename"):
@@ -268,7 +272,11 @@ def test_wrong_channels_and_sequence_mismatch(synthetic: Path, tmp_path: Path) -
     vec = sitk.Compose(t1, t1)
     sitk.WriteImage(vec, str(tmp_path / "vec.nii.gz"))
     bad = type(case)(case.case_id, {**case.images, "t1": tmp_path / "vec.nii.gz"}, case.mask)
-    with pytest.raises(SegmentationInputError, match=r"syn_0000.*'t1'.*2 component"):
+    # refused when read (before any voxel), naming the case, the column and the file
+    with pytest.raises(
+        ImageDimensionError,
+        match=r"case 'syn_0000', column 't1': image .*vec\.nii\.gz has 2 components per voxel",
+    ):
         seg.predict_case(bad)
     argv = [
         "segment",
@@ -281,7 +289,11 @@ def test_wrong_channels_and_sequence_mismatch(synthetic: Path, tmp_path: Path) -
         str(tmp_path / "o"),
         "--no-progress",
     ]
-    assert main(argv) == 2  # bad input: one line, no traceback
+    capsys.readouterr()
+    assert main(argv) == 2  # bad input: one line on stderr, no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("error: SequenceMismatchError: ") and "['t2']" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 # --- the default model ------------------------------------------------------------------

@@ -245,15 +245,40 @@ def test_seg_train_rejects_region_absent_from_every_mask(tmp_path: Path) -> None
     assert main([*argv, "--out", str(tmp_path / "m")]) == 2  # before any training
 
 
-def test_seg_train_rejects_values_outside_label_map(tmp_path: Path) -> None:
+#: A label map naming only 1 (the masks of :func:`_cohort`): 2 and 4 are not its values.
+TUMOUR_ONLY_YAML = "name: tumour_only\nlabels: {1: tumor}\nregions: {tumor: [1]}\n"
+
+
+def test_seg_train_rejects_values_outside_label_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cohort = _cohort(tmp_path, ["a", "b"])
     brats = np.zeros(SIZE[::-1], np.uint8)
     brats[BIG] = 2
     brats[4, 5:7, 5:7] = 4
     _write(brats, cohort["b"].mask)  # type: ignore[arg-type]
-    with pytest.raises(MaskLabelError, match=r"case 'b'.*\[2, 4\].*--labels"):
-        check_training_labels(cohort)
-    assert check_training_labels(cohort.subset(["a"])) == {"a": [0, 1]}
+    # binary reads every non-zero voxel as tumour: a BraTS mask trains as its whole tumour
+    assert check_training_labels(cohort) == {"a": [0, 1], "b": [0, 2, 4]}
+    assert check_training_labels(cohort.subset(["b"])) == {"b": [0, 2, 4]}  # no 1: not empty
+    labels = tmp_path / "tumour_only.yaml"
+    labels.write_text(TUMOUR_ONLY_YAML)
+    manifest = tmp_path / "in" / "manifest.csv"
+    strict = Cohort.from_csv(manifest, label_map=labels)
+    with pytest.raises(
+        MaskLabelError,
+        match=r"case 'b'.*value\(s\) 2 \(188 voxels\), 4 \(4 voxels\) that label map "
+        r"'tumour_only' does not define.*--labels brats fits",
+    ):
+        check_training_labels(strict)
+    assert check_training_labels(strict.subset(["a"])) == {"a": [0, 1]}
+    # the command line: one line on stderr, exit 2, before any training
+    capsys.readouterr()
+    argv = ["seg-train", str(manifest), "--labels", str(labels), "--out", str(tmp_path / "m")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MaskLabelError: ") and "case 'b'" in err
+    assert "value(s) 2 (188 voxels), 4 (4 voxels)" in err and "--labels brats" in err
+    assert not (tmp_path / "m" / "model.json").exists()
 
 
 def _brats_eval_case(tmp_path: Path, n: int = 2) -> Path:
@@ -305,10 +330,52 @@ def test_seg_eval_wrong_label_map_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = _brats_eval_case(tmp_path, n=1)
-    args = _parser().parse_args(["seg-eval", str(manifest), "--pred", str(tmp_path / "pred")])
-    assert args.func(args) == 1  # default binary on 0/1/2 masks
-    out = capsys.readouterr().out
-    assert "case 'case0'" in out and "[2]" in out and "--labels brats" in out
+    pred = tmp_path / "pred"
+    # the default, binary, scores the whole tumour of the 0/1/2 masks
+    assert main(["seg-eval", str(manifest), "--pred", str(pred)]) == 0
+    table = pd.read_csv(pred / "evaluation.csv")
+    assert table["region"].tolist() == ["tumor"] and table["dice"].eq(1.0).all()
+    assert table["volume_true_ml"].iloc[0] == pytest.approx(192 * 1e-3)  # 1s and 2s alike
+    # a map that does not name 2: an error naming the case, the file and the fix
+    labels = tmp_path / "tumour_only.yaml"
+    labels.write_text(TUMOUR_ONLY_YAML)
+    capsys.readouterr()
+    assert main(["seg-eval", str(manifest), "--labels", str(labels), "--pred", str(pred)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MaskLabelError: case 'case0': true mask ")
+    assert "mask.nii.gz holds value(s) 2 (" in err and "--labels brats" in err
+    # a predicted mask holding a value the map does not define is named as such
+    bad = np.zeros(SIZE[::-1], np.uint8)
+    bad[BIG] = 7
+    _write(bad, pred / "masks" / "case0.nii.gz")
+    with pytest.raises(MaskLabelError, match=r"case 'case0': predicted mask .*value\(s\) 7"):
+        evaluate_masks(Cohort.from_csv(manifest, label_map="brats"), pred)
+
+
+def test_seg_eval_empty_prediction_and_ignored_values(tmp_path: Path) -> None:
+    """An empty predicted (or true) mask is no ConstantImageWarning: empty regions have
+    their own warning; ``ignore`` values read as background in both masks."""
+    manifest = _brats_eval_case(tmp_path, n=2)
+    empty = np.zeros(SIZE[::-1], np.uint8)
+    _write(empty, tmp_path / "c1" / "mask.nii.gz")
+    _write(empty, tmp_path / "pred" / "masks" / "case1.nii.gz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = evaluate_masks(Cohort.from_csv(manifest), tmp_path / "pred")
+    assert [w.category for w in caught] == [EmptyRegionWarning]
+    assert "tumor in 1 of 2 case(s)" in str(caught[0].message)
+    assert table["dice"].iloc[0] == 1.0 and math.isnan(table["dice"].iloc[1])
+    # oedema (2) ignored: the tumour is the 9 voxels of 1; one warning per mask holding 2
+    ignoring = LabelMap("core", {1: "core"}, {"core": (1,)}, ignore=(2,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = evaluate_masks(
+            Cohort.from_csv(manifest).subset(["case0"]), tmp_path / "pred", label_map=ignoring
+        )
+    assert [w.category.__name__ for w in caught] == ["LabelValueWarning"] * 2
+    assert "case 'case0': predicted mask" in str(caught[1].message)
+    assert table["volume_true_ml"].iloc[0] == pytest.approx(9e-3)
+    assert table["dice"].iloc[0] == 1.0
 
 
 def test_region_metrics_empty_and_hd95_without_future_warning() -> None:

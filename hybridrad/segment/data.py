@@ -68,17 +68,6 @@ def to_metatensor(arrays: Sequence[np.ndarray], reference: sitk.Image) -> MetaTe
     )
 
 
-def _check_scalar_3d(image: sitk.Image, case_id: str, what: str) -> None:
-    n_comp = image.GetNumberOfComponentsPerPixel()
-    if image.GetDimension() != 3 or n_comp != 1:
-        shape = f"{image.GetDimension()}D with {n_comp} component(s) per voxel"
-        raise SegmentationInputError(
-            f"case {case_id!r}: {what} is {shape}; the network takes exactly one 3D scalar "
-            "volume per sequence (one channel each). Split multi-channel/4D files into one "
-            "file per sequence and list each as its own manifest column."
-        )
-
-
 def read_case(
     case: Case,
     sequences: Sequence[str],
@@ -113,8 +102,10 @@ def read_case(
     Raises
     ------
     SegmentationInputError
-        A sequence is missing, is not a 3D scalar volume, or the sequences (or mask) are
-        on different voxel grids.
+        A sequence is missing, or the sequences (or mask) are on different voxel grids.
+    hybridrad.errors.ImageDimensionError
+        An image or the mask is not one 3D scalar volume (2D, 4D, several components per
+        voxel), raised by :meth:`~hybridrad.io.manifest.Case.read` naming case and column.
     """
     missing = [s for s in sequences if s not in case.images]
     if missing:
@@ -123,9 +114,9 @@ def read_case(
             f"{sorted(case.images)}); the model needs {list(sequences)}. Fill those "
             "columns of the manifest for this case, or drop the case."
         )
+    # read_image refuses 2D, 4D and vector (RGB) files (ImageDimensionError naming the
+    # case and column), so every image and mask here is one 3D scalar volume
     images = [case.read(s) for s in sequences]
-    for seq, img in zip(sequences, images, strict=True):
-        _check_scalar_3d(img, case.case_id, f"sequence {seq!r} ({case.images[seq].name})")
     ref = images[0]
     for seq, img in zip(sequences[1:], images[1:], strict=True):
         if img.GetSize() != ref.GetSize():
@@ -136,8 +127,7 @@ def read_case(
             )
     mask = None
     if with_label:
-        mask = case.read_mask()
-        _check_scalar_3d(mask, case.case_id, "the mask")
+        mask = case.read_mask()  # no ConstantImageWarning: empty masks are checked elsewhere
         if mask.GetSize() != ref.GetSize():
             raise SegmentationInputError(
                 f"case {case.case_id!r}: mask size {mask.GetSize()} differs from the image "

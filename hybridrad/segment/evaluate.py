@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 import SimpleITK as sitk
 
-from hybridrad.errors import HybridradWarning, MaskLabelError
+from hybridrad.errors import HybridradError, HybridradWarning, MaskLabelError
 from hybridrad.io.images import read_image
 from hybridrad.io.labels import PRESETS, LabelMap
 from hybridrad.io.manifest import CASE_ID, MASK, Cohort, safe_filename
@@ -201,33 +201,41 @@ def evaluate_masks(
         Missing prediction, or a prediction not on its ground truth's grid.
     MaskLabelError
         A true or predicted mask holds values the label map does not define (evaluated
-        with the wrong ``--labels``).
+        with the wrong ``--labels``), or non-integer values; the message names the case,
+        the file, the values and a label map that fits. Masks are read by
+        :meth:`~hybridrad.io.labels.LabelMap.check_values`, so ``binary`` scores every
+        non-zero voxel (a BraTS mask's whole tumour) and ``ignore`` values are background.
     """
     lm = label_map or cohort.label_map
     preds = prediction_paths(cohort, pred_dir)
     rows: list[dict[str, Any]] = []
     empty_both: dict[str, int] = {}
     for case in cohort:
+        cid = case.case_id
         truth_img = case.read_mask()
-        pred_img = read_image(preds[case.case_id])
+        pred_img = _read_prediction(preds[cid], cid, case.nonfinite)
         if truth_img.GetSize() != pred_img.GetSize() or not np.allclose(
             truth_img.GetSpacing(), pred_img.GetSpacing(), atol=1e-4
         ):
             raise SegmentationInputError(
-                f"case {case.case_id!r}: prediction {preds[case.case_id]} has size "
+                f"case {cid!r}: prediction {preds[cid]} has size "
                 f"{pred_img.GetSize()} / spacing {pred_img.GetSpacing()} but the true mask has "
                 f"{truth_img.GetSize()} / {truth_img.GetSpacing()}; predict on the same images."
             )
-        truth = sitk.GetArrayViewFromImage(truth_img)
-        pred = sitk.GetArrayViewFromImage(pred_img)
-        _check_values(truth, lm, case.case_id, f"true mask {case.mask}")
-        _check_values(pred, lm, case.case_id, f"predicted mask {preds[case.case_id]}")
+        # the one mask-value check: unknown values are errors; ignored values read as
+        # background; a ``nonzero`` map (binary) reads every other value as its label
+        truth = lm.check_values(
+            sitk.GetArrayViewFromImage(truth_img), f"case {cid!r}: true mask {case.mask}"
+        )
+        pred = lm.check_values(
+            sitk.GetArrayViewFromImage(pred_img), f"case {cid!r}: predicted mask {preds[cid]}"
+        )
         spacing = tuple(float(s) for s in truth_img.GetSpacing()[::-1])
-        for region, values in lm.regions.items():
-            m = region_metrics(np.isin(truth, values), np.isin(pred, values), spacing)
+        for region in lm.regions:
+            m = region_metrics(lm.region_mask(truth, region), lm.region_mask(pred, region), spacing)
             if math.isnan(m["dice"]):
                 empty_both[region] = empty_both.get(region, 0) + 1
-            rows.append({CASE_ID: case.case_id, "region": region, **m})
+            rows.append({CASE_ID: cid, "region": region, **m})
         if overlay_dir is not None:
             seq = overlay_sequence or ("flair" if "flair" in case.images else cohort.sequences[0])
             image_img = case.read(seq)
@@ -236,14 +244,19 @@ def evaluate_masks(
                     image_img, truth_img, sitk.Transform(), sitk.sitkLinear, 0.0
                 )
             image, t_lps, p_lps = (
-                sitk.DICOMOrient(img, "LPS") for img in (image_img, truth_img, pred_img)
+                sitk.DICOMOrient(img, "LPS")
+                for img in (
+                    image_img,
+                    _foreground(truth, truth_img),
+                    _foreground(pred, pred_img),
+                )
             )
             write_overlay(
                 sitk.GetArrayFromImage(image),
                 sitk.GetArrayViewFromImage(t_lps) > 0,
                 sitk.GetArrayViewFromImage(p_lps) > 0,
-                Path(overlay_dir) / f"{safe_filename(case.case_id)}.png",
-                case.case_id,
+                Path(overlay_dir) / f"{safe_filename(cid)}.png",
+                cid,
                 spacing=(image.GetSpacing()[1], image.GetSpacing()[0]),
             )
     if empty_both:
@@ -259,6 +272,22 @@ def evaluate_masks(
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
+def _read_prediction(path: Path, case_id: str, nonfinite: str) -> sitk.Image:
+    """Read a predicted mask. No :class:`~hybridrad.errors.ConstantImageWarning` for an
+    empty one: empty regions are reported by :class:`EmptyRegionWarning`."""
+    try:
+        return read_image(path, nonfinite=nonfinite, warn_constant=False)
+    except HybridradError as exc:
+        raise type(exc)(f"case {case_id!r}, predicted mask: {exc}") from exc
+
+
+def _foreground(labels: npt.NDArray[Any], like: sitk.Image) -> sitk.Image:
+    """The voxels of some label (ignored values are background) on the grid of ``like``."""
+    out = sitk.GetImageFromArray(np.asarray(labels != 0, dtype=np.uint8))
+    out.CopyInformation(like)
+    return out
+
+
 def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
     return a.GetSize() == b.GetSize() and all(
         np.allclose(x, y, atol=1e-4)
@@ -271,34 +300,25 @@ def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
 
 
 def _presets_for(values: Iterable[int], *, every_region: bool) -> list[str]:
-    """Preset label maps that define every value in ``values`` (and, with
-    ``every_region``, none of whose regions would be empty)."""
-    found = {int(v) for v in values} - {0}
+    """Preset label maps that accept every value in ``values`` (see
+    :meth:`~hybridrad.io.labels.LabelMap.accepts`; ``binary`` accepts any) and, with
+    ``every_region``, none of whose regions would be empty."""
+    found = sorted({int(v) for v in values} - {0})
     names = []
     for name, preset in PRESETS.items():
-        if not found <= preset.valid_values:
+        if not all(preset.accepts(v) for v in found):
             continue
-        if every_region and not all(found & set(v) for v in preset.regions.values()):
+        if every_region and _empty_regions(preset, found):
             continue
         names.append(name)
     return names
 
 
-def _check_values(array: npt.ArrayLike, lm: LabelMap, case_id: str, what: str) -> None:
-    values = np.unique(np.asarray(array))
-    bad = [v for v in values.tolist() if v not in lm.valid_values]
-    if bad:
-        fits = _presets_for(values.tolist(), every_region=False)
-        hint = f" (e.g. --labels {fits[0]})" if fits else ""
-        raise MaskLabelError(
-            f"case {case_id!r}: {what} holds values {[_num(v) for v in bad[:10]]} that label "
-            f"map {lm.name!r} does not define (valid: {sorted(lm.valid_values)}). Evaluate "
-            f"with the label map the masks were drawn with{hint}, or relabel the mask."
-        )
-
-
-def _num(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else float(value)
+def _empty_regions(lm: LabelMap, values: Iterable[int]) -> dict[str, tuple[int, ...]]:
+    """The regions of ``lm`` that none of ``values`` falls in (read as ``lm`` reads them:
+    every non-zero value for a ``nonzero`` map, never an ``ignore`` value)."""
+    arr = np.asarray(sorted(set(values)), dtype=np.int64)
+    return {r: v for r, v in lm.regions.items() if not lm.region_mask(arr, r).any()}
 
 
 def check_training_labels(
@@ -355,7 +375,7 @@ def check_training_labels(
         found = dict(zip([c.case_id for c in cases], pool.map(values_of, cases), strict=True))
     if every_region and cases:
         present = set().union(*map(set, found.values()))
-        empty = {r: v for r, v in lm.regions.items() if not present & set(v)}
+        empty = _empty_regions(lm, present)
         if empty:
             fits = [n for n in _presets_for(present, every_region=True) if n != lm.name]
             fix = (

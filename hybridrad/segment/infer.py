@@ -40,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from hybridrad.errors import HybridradWarning
 from hybridrad.features.run import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.io.images import write_image
+from hybridrad.io.labels import LabelMap
 from hybridrad.io.manifest import CASE_ID, MASK, Case, Cohort, safe_filename, write_manifest
 from hybridrad.provenance import canonical_json, config_hash, file_sha256, library_versions
 from hybridrad.segment.config import InferenceConfig, PostprocessConfig, SegConfig
@@ -231,7 +232,10 @@ class Segmenter:
         Raises
         ------
         SegmentationInputError
-            Missing sequence, wrong number of channels, or sequences on different grids.
+            Missing sequence, or sequences on different grids.
+        hybridrad.errors.ImageDimensionError
+            An image that is not one 3D scalar volume (2D, 4D, RGB/vector), naming the
+            case and the column.
         """
         image, _, ref, grid = read_case(case, self.model.sequences, spacing=self.config.spacing)
         channels = np.asarray(self.predict_channels(image)) > 0.5
@@ -244,13 +248,14 @@ class Segmenter:
         return mask
 
 
-def region_volumes(mask: sitk.Image, segmenter_label_map: Any) -> dict[str, float]:
-    """Volume (mL) of every region of a label mask."""
+def region_volumes(mask: sitk.Image, label_map: LabelMap) -> dict[str, float]:
+    """Volume (mL) of every region of a label mask (regions as
+    :meth:`~hybridrad.io.labels.LabelMap.region_mask` reads them)."""
     arr = sitk.GetArrayViewFromImage(mask)
     voxel_ml = float(np.prod(mask.GetSpacing())) / 1000.0
     return {
-        f"volume_ml_{name}": float(np.isin(arr, values).sum()) * voxel_ml
-        for name, values in segmenter_label_map.regions.items()
+        f"volume_ml_{name}": float(np.count_nonzero(label_map.region_mask(arr, name))) * voxel_ml
+        for name in label_map.regions
     }
 
 
