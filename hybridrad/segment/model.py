@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ class SegModel:
         """The label map whose regions are the output channels (in channel order)."""
         lm = LabelMap.from_dict(self.metadata["label_map"])
         order = self.metadata.get("regions") or list(lm.regions)
-        return LabelMap(lm.name, lm.labels, {r: lm.regions[r] for r in order})
+        return replace(lm, regions={r: lm.regions[r] for r in order})
 
     @property
     def config(self) -> SegConfig:
