@@ -39,9 +39,17 @@ Edge cases (documented behaviour):
   :class:`~hybridrad.features.encoders.EncoderError` before any case is read;
 - the device (:func:`resolve_device`) is checked before any case is read.
 
+Masks are read through the cohort's label map as radiomics reads them
+(:meth:`~hybridrad.io.labels.LabelMap.check_values`): a mask value the map does not name
+fails the case with :class:`~hybridrad.errors.MaskLabelError` naming it, ``ignore``
+values are background, and ``--region`` is a region of the map
+(:meth:`~hybridrad.io.labels.LabelMap.region_mask`; ``binary``: every non-zero voxel).
+
 The same per-case task runs on the cohort runner (cache, resume, failures, Dask) and in
 the batched path of :func:`extract_deep`, which feeds a DataLoader with worker processes
-and writes the same per-case cache entries.
+(they die with the run) and writes the same per-case cache entries as each batch
+finishes, under the same per-case locks as the runner: a killed run keeps every finished
+batch, and runs sharing a cache never encode a case twice.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ import logging
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -73,10 +82,12 @@ from hybridrad.features.run import (
     CaseOutput,
     CohortResult,
     ResultCache,
+    _peak_rss_mb,
     init_worker,
     run_cohort,
     stage,
 )
+from hybridrad.io.labels import LabelMap, load_label_map
 from hybridrad.io.manifest import Case, Cohort
 from hybridrad.provenance import canonical_json, file_sha256, library_versions
 
@@ -275,11 +286,58 @@ class Patch:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def roi_array(mask: sitk.Image, values: Sequence[int] | None) -> npt.NDArray[np.uint8]:
-    """The ROI as a ``uint8`` image array (``values``: mask labels; ``None``: non-zero)."""
+def roi_array(
+    mask: sitk.Image,
+    values: Sequence[int] | None = None,
+    *,
+    label_map: LabelMap | None = None,
+    region: str | None = None,
+    where: str = "mask",
+) -> npt.NDArray[np.uint8]:
+    """The ROI as a ``uint8`` image array.
+
+    With ``label_map`` (how deep features read masks, as radiomics does): the mask's
+    values are checked and read by :meth:`~hybridrad.io.labels.LabelMap.check_values`
+    (a value the map does not name raises :class:`~hybridrad.errors.MaskLabelError`
+    naming ``where``; ``ignore`` values are background), and the ROI is ``region``
+    (:meth:`~hybridrad.io.labels.LabelMap.region_mask`) or, for ``region=None``, every
+    non-zero voxel. Without it: the voxels whose value is in ``values`` (``None``: every
+    non-zero voxel), unchecked.
+    """
+    return _roi(mask, values, label_map, region, where)[0]
+
+
+def _roi(
+    mask: sitk.Image,
+    values: Sequence[int] | None,
+    label_map: LabelMap | None,
+    region: str | None,
+    where: str,
+) -> tuple[npt.NDArray[np.uint8], str]:
+    """:func:`roi_array` and the label-map warning (``""`` when none; it is emitted too)."""
     arr = sitk.GetArrayViewFromImage(mask)
-    roi = np.isin(arr, list(values)) if values is not None else arr != 0
-    return roi.astype(np.uint8)
+    if label_map is None:
+        roi = np.isin(arr, list(values)) if values is not None else arr != 0
+        return roi.astype(np.uint8), ""
+    if values is not None:
+        raise ValueError("give the ROI as label_map (and region) or as values, not both")
+    checked, warning = label_map.read_values(arr, where)
+    if warning is not None:
+        warnings.warn(warning, stacklevel=3)
+    roi = label_map.region_mask(checked, region) if region is not None else checked != 0
+    return roi.astype(np.uint8), str(warning or "")
+
+
+def _as_label_map(spec: LabelMap | Mapping[str, Any] | str | None) -> LabelMap:
+    """A :class:`LabelMap` from a map, its ``to_dict`` form, a preset name or a YAML file
+    (``None``: ``binary``)."""
+    if spec is None:
+        return LabelMap.preset("binary")
+    if isinstance(spec, LabelMap):
+        return spec
+    if isinstance(spec, Mapping):
+        return LabelMap.from_dict(spec)
+    return load_label_map(spec)
 
 
 def _roi_box(mask: sitk.Image, roi: npt.NDArray[np.uint8]) -> tuple[np.ndarray, np.ndarray]:
@@ -395,6 +453,8 @@ def extract_patch(
     values: Sequence[int] | None = None,
     case_id: str = "",
     files: Mapping[str, Any] | None = None,
+    *,
+    label_map: LabelMap | None = None,
 ) -> Patch:
     """Resample the ROI-centred patch of every sequence in ``spec.sequences`` and the ROI.
 
@@ -408,11 +468,15 @@ def extract_patch(
     spec
         Patch settings.
     values
-        Mask labels of the ROI (``None``: all non-zero).
+        Mask labels of the ROI, unchecked (``None``: all non-zero); prefer ``label_map``.
     case_id
         For messages.
     files
         Sequence name (and ``"mask"``) -> file, for messages.
+    label_map
+        How to read the mask (as radiomics does, see :func:`roi_array`): its values are
+        checked, and the ROI is ``spec.region`` of the map (``None``: every non-zero
+        voxel). A label-map warning (ignored values) goes to ``patch__label_warning``.
 
     Returns
     -------
@@ -425,6 +489,8 @@ def extract_patch(
         An image or the mask is not one scalar 3D volume (2D, 4D, vector).
     NonFiniteImageError
         An image holds NaN or infinite voxels.
+    MaskLabelError
+        The mask holds a value ``label_map`` does not name, or a non-integer value.
     EmptyROIError
         The ROI has no voxel.
     """
@@ -432,11 +498,19 @@ def extract_patch(
     _check_volume(mask, "the mask", case_id, files.get("mask"), voxels=True)
     for seq in spec.sequences:
         _check_volume(images[seq], f"sequence {seq!r}", case_id, files.get(seq), voxels=True)
-    roi = roi_array(mask, values)
+    mask_file = files.get("mask")
+    where = f"case {case_id!r}: mask" + (f" {mask_file}" if mask_file else "")
+    roi, label_warning = _roi(mask, values, label_map, spec.region, where)
     if not roi.any():
+        if label_map is not None and spec.region is not None and not label_map.nonzero:
+            what = f"region {spec.region!r}: values {list(label_map.regions[spec.region])}"
+        elif values:
+            what = f"labels {list(values)}"
+        else:
+            what = "non-zero"
         raise EmptyROIError(
-            f"case {case_id!r}: the ROI ({'labels ' + str(list(values)) if values else 'non-zero'}"
-            " mask voxels) is empty; fix the mask, or choose another --region"
+            f"case {case_id!r}: the ROI ({what} mask voxels) is empty; fix the mask, or "
+            "choose another --region"
         )
     centre, extent = _roi_box(mask, roi)
     size = np.asarray(spec.size, dtype=float)
@@ -499,6 +573,8 @@ def extract_patch(
         "patch__outside_fraction": round(_outside_fraction(mask, isize, origin, spacing), 4),
         "patch__warning": warning,
     }
+    if label_warning:
+        diag["patch__label_warning"] = label_warning
     return Patch(
         np.stack(channels) if channels else np.zeros((0, *isize), np.float32), roi_patch, diag
     )
@@ -577,8 +653,13 @@ class DeepFeatureTask:
         ``masked`` (ROI-weighted global average), ``meanstd`` (ROI-weighted mean and
         standard deviation) or ``mean`` (whole-patch average); ``None``: the encoder's
         preference (``meanstd`` for segmentation encoders), else ``masked``.
-    label_map_regions
-        Region name -> mask labels (the cohort's label map), for ``patch.region``.
+    label_map
+        How masks are read (the cohort's label map): a
+        :class:`~hybridrad.io.labels.LabelMap`, its :meth:`~hybridrad.io.labels.LabelMap.to_dict`
+        form or a preset name (``None``: ``binary``, every non-zero voxel). Mask values
+        are checked against it as radiomics does (a value it does not name fails the
+        case with :class:`~hybridrad.errors.MaskLabelError`), and ``patch.region`` is one
+        of its regions (``None``: every non-zero voxel). Part of the cache key.
     device
         ``cpu``, ``cuda`` or ``auto``.
     threads
@@ -594,7 +675,7 @@ class DeepFeatureTask:
     patch: PatchSpec | None = None
     stages: tuple[str, ...] = ()
     pooling: Pooling | None = None
-    label_map_regions: dict[str, list[int]] = field(default_factory=dict)
+    label_map: LabelMap | Mapping[str, Any] | str | None = None
     device: str = "cpu"
     threads: int | None = 1
     amp: bool | None = None
@@ -604,6 +685,7 @@ class DeepFeatureTask:
 
     def __post_init__(self) -> None:
         require_torch()
+        self.label_map = _as_label_map(self.label_map)
         from hybridrad.features.encoders import Encoder, resolve_encoder
 
         enc = resolve_encoder(self.encoder, trust_code=self.trust_code)
@@ -624,10 +706,10 @@ class DeepFeatureTask:
             self.pooling = cast(Pooling, prefs.get("pooling", "masked"))
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling {self.pooling!r}: use one of {', '.join(POOLINGS)}")
-        if base.region is not None and base.region not in self.label_map_regions:
+        if base.region is not None and base.region not in self.labels.regions:
             raise ValueError(
-                f"region {base.region!r} is not in the label map (regions: "
-                f"{sorted(self.label_map_regions)}); pass the right --labels or --region"
+                f"region {base.region!r} is not in label map {self.labels.name!r} (regions: "
+                f"{list(self.labels.regions)}); pass the right --labels or --region"
             )
         if base.sequences:
             self.check_channels()
@@ -728,6 +810,12 @@ class DeepFeatureTask:
         assert self.patch is not None
         return self.patch
 
+    @property
+    def labels(self) -> LabelMap:
+        """The label map masks are read with."""
+        assert isinstance(self.label_map, LabelMap)
+        return self.label_map
+
     # --- runner protocol -----------------------------------------------------------------------
 
     def plan(self) -> dict[str, Any]:
@@ -737,7 +825,7 @@ class DeepFeatureTask:
             "stage": self.stage_name,
             "encoder": {"name": enc.name, "weights_sha256": enc.weights_sha256, **enc.source},
             "patch": self.spec.to_dict(),
-            "region_values": self._region_values(),
+            "label_map": self.labels.to_dict(),
             "stages": list(self.stages),
             "pooling": self.pooling,
             "precision": "bf16" if self._use_amp(self._device()) else "float32",
@@ -774,10 +862,6 @@ class DeepFeatureTask:
 
     # --- steps shared by the per-case and the batched paths ------------------------------------------
 
-    def _region_values(self) -> list[int] | None:
-        region = self.spec.region
-        return list(self.label_map_regions[region]) if region is not None else None
-
     def prepare(self, case: Case) -> Patch:
         """Read ``case`` and build its normalised patch (numpy; no torch).
 
@@ -794,9 +878,9 @@ class DeepFeatureTask:
                 images,
                 mask,
                 spec,
-                self._region_values(),
-                case.case_id,
+                case_id=case.case_id,
                 files=self.input_paths(case),
+                label_map=self.labels,
             )
         patch.diagnostics.update({f"sha256__{k}": v for k, v in hashes.items()})
         return patch
@@ -917,6 +1001,7 @@ class DeepFeatureTask:
             "patch__mask_channel": self.spec.mask_channel,
             "patch__per_sequence": self.spec.per_sequence,
             "patch__region": self.spec.region or "nonzero",
+            "patch__label_map": self.labels.name,
             **patch.diagnostics,  # geometry, warnings and the input hashes (from prepare)
             "deep__path": path,
             "deep__threads": self.threads if not self._device().startswith("cuda") else 0,
@@ -973,8 +1058,11 @@ def _collate(items: list[tuple[str, Patch | BaseException]]) -> list[tuple[str, 
     return items
 
 
-def _worker_init(_: int) -> None:
-    init_worker()
+def _worker_init(_: int, parent_pid: int | None = None) -> None:
+    """Set up a DataLoader worker: it dies with the process that started it
+    (``parent_pid``, taken there; see :func:`~hybridrad.features.run.init_worker`), and
+    SimpleITK, BLAS and torch use one thread each (the workers provide the parallelism)."""
+    init_worker(parent_pid)
     torch = require_torch()
     torch.set_num_threads(1)
 
@@ -983,16 +1071,20 @@ def _worker_init(_: int) -> None:
 class _Precomputed:
     """Runner task that hands out results computed by the batched path.
 
-    Lets :func:`run_cohort` do the bookkeeping (cache writes, failures table, ordering)
-    for batched results exactly as for per-case ones.
+    Lets :func:`run_cohort` do the bookkeeping (failures table, ordering, waiting for
+    cases another run holds) for batched results exactly as for per-case ones. A case
+    without a batched result (another run held it, then failed on it) is computed here,
+    per case. ``handed`` records the cases asked for.
     """
 
     task: DeepFeatureTask
     results: dict[str, CaseOutput | BaseException]
     keys: dict[str, str]
     stage_name: str = "deep"
+    handed: set[str] = field(default_factory=set)
 
     def __call__(self, case: Case) -> CaseOutput:
+        self.handed.add(case.case_id)
         res = self.results.get(case.case_id)
         if res is None:
             return self.task(case)
@@ -1008,6 +1100,101 @@ class _Precomputed:
 
     def plan(self) -> dict[str, Any]:
         return self.task.plan()
+
+
+class _Claims:
+    """The batched path's hold on cases in a shared cache.
+
+    :meth:`take` takes a case's lock (:meth:`ResultCache.lock`) without waiting, as the
+    runner does: a case another run holds, or whose entry appeared meanwhile, is left
+    out (the final runner pass reads it from the cache, or computes it when that run
+    failed on it). :meth:`done` stores a finished case's output and lets its lock go.
+    Without a cache every case is taken and nothing is stored.
+    """
+
+    def __init__(
+        self,
+        cache: ResultCache | None,
+        keys: Mapping[str, str],
+        stamps: Mapping[str, tuple[int, int] | None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.keys = keys
+        self.stamps = stamps or {}
+        self.held: dict[str, Any] = {}
+        self.stored: set[str] = set()
+
+    def take(self, case: Case) -> bool:
+        key = self.keys.get(case.case_id)
+        if self.cache is None or key is None:  # no cache, or no key (the runner reports it)
+            return True
+        try:
+            lock = self.cache.lock(key)
+            lock.acquire(timeout=0)
+        except Exception as exc:
+            from filelock import Timeout
+
+            if isinstance(exc, Timeout):
+                log.info("case %s: computed by another run; left to it", case.case_id)
+                return False
+            log.warning("cannot lock case %s (%s); computing it unlocked", case.case_id, exc)
+            return True
+        if (  # finished by another run since the first lookup
+            self.cache.stamp(key) != self.stamps.get(case.case_id)
+            and self.cache.get(key) is not None
+        ):
+            with contextlib.suppress(Exception):
+                lock.release()
+            return False
+        self.held[case.case_id] = lock
+        return True
+
+    def done(self, case_id: str, output: CaseOutput | BaseException) -> None:
+        key = self.keys.get(case_id)
+        try:
+            if self.cache is not None and key is not None and isinstance(output, CaseOutput):
+                self.cache.put(key, output)  # written before the lock goes
+                if self.cache.stamp(key) is not None:
+                    self.stored.add(case_id)
+        except OSError as exc:  # the final runner pass stores it (or says why not)
+            log.warning("case %s: cache entry not written now (%s)", case_id, exc)
+        finally:
+            self.release(case_id)
+
+    def release(self, case_id: str) -> None:
+        lock = self.held.pop(case_id, None)
+        if lock is not None:
+            with contextlib.suppress(Exception):
+                lock.release()
+
+    def release_all(self) -> None:
+        for case_id in list(self.held):
+            self.release(case_id)
+
+
+class _ClaimingBatches:
+    """Batch sampler of the DataLoader: batches of indices of the cases :class:`_Claims`
+    could take, claimed in this (the main) process as the loader asks for them, i.e. a
+    few batches ahead of the encoder, never the whole cohort up front."""
+
+    def __init__(self, cases: Sequence[Case], batch_size: int, claims: _Claims, bar: Any) -> None:
+        self.cases = list(cases)
+        self.batch_size = batch_size
+        self.claims = claims
+        self.bar = bar
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for i, case in enumerate(self.cases):
+            if self.claims.take(case):
+                batch.append(i)
+            elif self.bar is not None:
+                self.bar.update(1)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 def extract_deep(
@@ -1061,7 +1248,11 @@ def extract_deep(
     jobs, scheduler
         Per-case path on local processes or a Dask cluster (see :func:`run_cohort`).
     cache_dir
-        Per-case cache shared by both paths; a rerun recomputes nothing finished.
+        Per-case cache shared by both paths; a rerun recomputes nothing finished. The
+        batched path stores each case as soon as its batch is done (a killed run keeps
+        every finished batch) and encodes only the cases whose lock it takes, as the
+        runner does: a case another run sharing the cache is computing is read from the
+        cache once that run is done with it (or computed per case if it failed).
     progress
         Progress bar.
     trust_code
@@ -1085,7 +1276,6 @@ def extract_deep(
     start = time.perf_counter()
     torch = require_torch()
     device = resolve_device(device)
-    regions = {k: list(v) for k, v in cohort.label_map.regions.items()}
     batched = batch_size > 1 and jobs <= 1 and scheduler is None
     cores = available_cores()
     if num_workers is None:
@@ -1102,7 +1292,7 @@ def extract_deep(
         patch=patch,
         stages=tuple(stages or ()),
         pooling=pooling,
-        label_map_regions=regions,
+        label_map=cohort.label_map,
         device=device if (jobs <= 1 and scheduler is None) else "cpu",
         threads=threads or torch.get_num_threads(),
         amp=amp,
@@ -1125,6 +1315,7 @@ def extract_deep(
         )
     cache = ResultCache(cache_dir) if cache_dir is not None else None
     keys: dict[str, str] = {}
+    stamps: dict[str, tuple[int, int] | None] = {}
     todo: list[Case] = []
     for case in cohort:
         if cache is not None:
@@ -1133,11 +1324,22 @@ def extract_deep(
             except Exception:
                 todo.append(case)
                 continue
+            stamps[case.case_id] = cache.stamp(keys[case.case_id])
             if cache.get(keys[case.case_id]) is not None:
                 continue
         todo.append(case)
-    results = _run_batched(task, todo, batch_size, num_workers, progress)
-    result = run_cohort(cohort, _Precomputed(task, results, keys), cache_dir=cache_dir)
+    claims = _Claims(cache, keys, stamps)
+    try:
+        results = _run_batched(task, todo, batch_size, num_workers, progress, claims)
+    finally:
+        claims.release_all()
+    precomputed = _Precomputed(task, results, keys)
+    result = run_cohort(cohort, precomputed, cache_dir=cache_dir)
+    # cases the batched path computed and stored are cache hits to the runner: count
+    # them as computed by this run
+    batched_here = len(claims.stored - precomputed.handed)
+    result.n_cached -= batched_here
+    result.n_computed += batched_here
     result.seconds = time.perf_counter() - start
     return result
 
@@ -1148,37 +1350,46 @@ def _run_batched(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    claims: _Claims | None = None,
 ) -> dict[str, CaseOutput | BaseException]:
-    """Encode ``cases`` in batches through a DataLoader; per-case outputs or exceptions."""
+    """Encode ``cases`` in batches through a DataLoader; per-case outputs or exceptions.
+
+    Only the cases ``claims`` takes are read and encoded (all of them without a cache);
+    each finished case goes to the cache as soon as its batch is done, so a killed run
+    keeps every finished batch.
+    """
     if not cases:
         return {}
     torch = require_torch()
     from torch.utils.data import DataLoader
 
+    claims = claims or _Claims(None, {})
     by_id = {c.case_id: c for c in cases}
     cuda = task._device().startswith("cuda")
-    loader: DataLoader[Any] = DataLoader(
-        _PatchDataset(task, cases),  # type: ignore[arg-type]
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=_collate,
-        pin_memory=False,
-        worker_init_fn=_worker_init if num_workers > 0 else None,
-        persistent_workers=False,
-        prefetch_factor=2 if num_workers > 0 else None,
-    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(cases), desc=task.stage_name, unit="case", dynamic_ncols=True)
+    loader: DataLoader[Any] = DataLoader(
+        _PatchDataset(task, cases),  # type: ignore[arg-type]
+        batch_sampler=_ClaimingBatches(cases, batch_size, claims, bar),
+        num_workers=num_workers,
+        collate_fn=_collate,
+        pin_memory=False,
+        worker_init_fn=(
+            functools.partial(_worker_init, parent_pid=os.getpid()) if num_workers > 0 else None
+        ),
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers > 0 else None,
+    )
     results: dict[str, CaseOutput | BaseException] = {}
     for items in loader:
+        batch: dict[str, CaseOutput | BaseException] = {}
         ok = [(cid, p) for cid, p in items if isinstance(p, Patch)]
         for cid, p in items:
             if not isinstance(p, Patch):
-                results[cid] = p
+                batch[cid] = p
         if ok:
             start = time.perf_counter()
             try:
@@ -1189,7 +1400,7 @@ def _run_batched(
                     feats = task.encode(x, roi)
             except Exception as exc:
                 for cid, _ in ok:
-                    results[cid] = exc
+                    batch[cid] = exc
             else:
                 per_case = round((time.perf_counter() - start) / len(ok), 4)
                 for (cid, p), f in zip(ok, feats, strict=True):
@@ -1197,12 +1408,17 @@ def _run_batched(
                         with stage("encode"):
                             task.check_finite(cid, f)
                     except NonFiniteFeatureError as exc:
-                        results[cid] = exc
+                        batch[cid] = exc
                         continue
                     out = task.output(by_id[cid], p, f, path=f"batched:{len(ok)}")
                     out.diagnostics["deep__encode_seconds"] = per_case
                     out.diagnostics["deep__num_workers"] = num_workers
-                    results[cid] = out
+                    out.diagnostics["runner__seconds"] = per_case
+                    out.diagnostics["runner__peak_rss_mb"] = round(_peak_rss_mb(), 1)
+                    batch[cid] = out
+        for cid, res in batch.items():
+            claims.done(cid, res)  # cached now (successes), lock let go
+        results.update(batch)
         if bar is not None:
             bar.update(len(items))
     if bar is not None:

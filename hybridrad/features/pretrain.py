@@ -8,7 +8,9 @@ ResNet with a contrastive NT-Xent loss: two randomly augmented views of each pat
 views. The result is an encoder directory (``encoder.pt``: the trunk's state dict, tensors only;
 ``encoder.json``: architecture, patch size, spacing, sequences, normalisation, the
 sha256 of the training files, seed, loss history, versions) that
-``hybridrad deep-features --encoder ENCODER_DIR`` reads. No labels are used.
+``hybridrad deep-features --encoder ENCODER_DIR`` reads. No labels are used. Masks are
+read through the cohort's label map, as for deep features (a mask value the map does not
+name is a :class:`~hybridrad.errors.MaskLabelError` naming the case).
 """
 
 from __future__ import annotations
@@ -229,8 +231,12 @@ def pretrain(
         raise ValueError("pretraining stacks sequences as channels; per_sequence is not supported")
     n_in = spec.channels_per_pass
     arch = {"arch": cfg.arch["arch"], "kwargs": {**cfg.arch["kwargs"], "n_input_channels": n_in}}
-    regions = {k: list(v) for k, v in cohort.label_map.regions.items()}
-    values = regions[spec.region] if spec.region is not None else None
+    label_map = cohort.label_map
+    if spec.region is not None and spec.region not in label_map.regions:
+        raise ValueError(
+            f"region {spec.region!r} is not in label map {label_map.name!r} (regions: "
+            f"{list(label_map.regions)}); pass the right --labels or --region"
+        )
 
     patches: list[Patch] = []
     files: list[Path] = []
@@ -238,7 +244,14 @@ def pretrain(
         images = {s: case.read(s) for s in spec.sequences}
         inputs = {s: case.images.get(s) for s in spec.sequences} | {"mask": case.mask}
         patches.append(
-            extract_patch(images, case.read_mask(), spec, values, case.case_id, files=inputs)
+            extract_patch(
+                images,
+                case.read_mask(),
+                spec,
+                case_id=case.case_id,
+                files=inputs,
+                label_map=label_map,
+            )
         )
         files += [case.images[s] for s in spec.sequences] + ([case.mask] if case.mask else [])
     if len(patches) < 4:
@@ -315,7 +328,8 @@ def pretrain(
             "n_cases": len(data),
             "case_ids": list(cohort.case_ids),
             "data_sha256": training_data_sha256(files),
-            "label_map": cohort.label_map.name,
+            "label_map": label_map.name,
+            "label_map_definition": label_map.to_dict(),
         },
     }
     return save_encoder_dir(out, trunk, meta)
