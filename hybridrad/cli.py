@@ -13,10 +13,11 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hybridrad import __version__
 from hybridrad.errors import HybridradError
+from hybridrad.io.manifest import add_input_arguments, cohort_options
 
 log = logging.getLogger("hybridrad")
 
@@ -38,32 +39,6 @@ MANIFEST_COMMANDS = (
     "pretrain",
     "contour-agreement",
 )
-
-
-def add_input_arguments(p: argparse.ArgumentParser) -> None:
-    """``--nonfinite`` and ``--allow-outside``: how a manifest's images are read."""
-    from hybridrad.io import NONFINITE_MODES
-
-    p.add_argument(
-        "--nonfinite",
-        choices=NONFINITE_MODES,
-        default="error",
-        help="NaN/Inf voxels: error (default) stops the case; replace sets them to the "
-        "image's smallest finite value, with a warning naming the file",
-    )
-    p.add_argument(
-        "--allow-outside",
-        action="store_true",
-        help="let relative manifest paths climb out of the manifest's folder (../)",
-    )
-
-
-def cohort_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of ``Cohort.from_csv`` that the input flags set."""
-    return {
-        "nonfinite": getattr(args, "nonfinite", "error"),
-        "allow_outside": getattr(args, "allow_outside", False),
-    }
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -692,7 +692,7 @@ def cmd_contour_agreement(args: argparse.Namespace) -> int:
 
     Returns 0, or 1 when some case was excluded (see ``failures.csv``).
     """
-    from hybridrad.cli import cohort_options
+    from hybridrad.io.manifest import cohort_options
 
     cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
     image_types = _split(args.image_types)

@@ -28,8 +28,7 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
 
 
 def _cohort(args: argparse.Namespace) -> Any:
-    from hybridrad.cli import cohort_options
-    from hybridrad.io.manifest import Cohort
+    from hybridrad.io.manifest import Cohort, cohort_options
 
     return Cohort.from_csv(
         args.manifest,

@@ -21,13 +21,14 @@ path is a DICOM series.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ from hybridrad.errors import (
     ManifestError,
     PathEscapeError,
 )
-from hybridrad.io.images import check_nonfinite_mode, read_image
+from hybridrad.io.images import NONFINITE_MODES, check_nonfinite_mode, read_image
 from hybridrad.io.labels import LabelMap, load_label_map
 
 CASE_ID = "case_id"
@@ -536,3 +537,30 @@ def write_manifest(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     rel.to_csv(tmp, index=False)
     os.replace(tmp, out)
     return out
+
+
+# --- command-line flags shared by every command that reads a manifest ---------------------
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """``--nonfinite`` and ``--allow-outside``: how a manifest's images are read."""
+    p.add_argument(
+        "--nonfinite",
+        choices=NONFINITE_MODES,
+        default="error",
+        help="NaN/Inf voxels: error (default) stops the case; replace sets them to the "
+        "image's smallest finite value, with a warning naming the file",
+    )
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="let relative manifest paths climb out of the manifest's folder (../)",
+    )
+
+
+def cohort_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``Cohort.from_csv`` that the input flags set."""
+    return {
+        "nonfinite": getattr(args, "nonfinite", "error"),
+        "allow_outside": getattr(args, "allow_outside", False),
+    }

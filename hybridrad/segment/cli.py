@@ -32,8 +32,7 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _cohort(args: argparse.Namespace) -> Any:
-    from hybridrad.cli import cohort_options
-    from hybridrad.io.manifest import Cohort
+    from hybridrad.io.manifest import Cohort, cohort_options
 
     return Cohort.from_csv(
         args.manifest,
@@ -56,8 +55,7 @@ def cmd_seg_train(args: argparse.Namespace) -> int:
     check_training_labels(cohort)
     val = None
     if args.val_manifest:
-        from hybridrad.cli import cohort_options
-        from hybridrad.io.manifest import Cohort
+        from hybridrad.io.manifest import Cohort, cohort_options
 
         val = Cohort.from_csv(
             args.val_manifest,
