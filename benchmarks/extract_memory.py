@@ -135,8 +135,8 @@ def describe(manifest: Path, dtype: str) -> dict[str, object]:
 def child_hybridrad(manifest: Path, config: str, work: Path) -> dict[str, object]:
     """In a fresh process: the case through the runner's local pool (one worker)."""
     from hybridrad.features.radiomics import RadiomicsConfig, RadiomicsTask
-    from hybridrad.features.run import run_cohort
     from hybridrad.io import Cohort
+    from hybridrad.runner import run_cohort
 
     cohort = Cohort.from_csv(manifest, label_map="brats")
     task = RadiomicsTask(

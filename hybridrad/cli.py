@@ -68,9 +68,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from hybridrad.features.radiomics import RadiomicsConfig, RadiomicsTask
-    from hybridrad.features.run import run_cohort
     from hybridrad.io import Cohort
     from hybridrad.provenance import file_sha256, library_versions
+    from hybridrad.runner import run_cohort
 
     cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
     config = RadiomicsConfig.load(args.config)

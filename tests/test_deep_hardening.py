@@ -29,9 +29,9 @@ import torch
 from hybridrad.errors import LabelValueWarning, MaskLabelError
 from hybridrad.features import deep
 from hybridrad.features.deep import DeepFeatureTask, PatchSpec, extract_deep, roi_array
-from hybridrad.features.run import CaseOutput, ResultCache
 from hybridrad.io.labels import LabelMap
 from hybridrad.io.manifest import Cohort
+from hybridrad.runner import CaseOutput, ResultCache
 from tests.conftest import make_mask
 from tests.test_deep import tiny_encoder_dir
 from tests.test_runner_hardening import REPO, _alive, _entries, _poll

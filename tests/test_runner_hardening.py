@@ -1,4 +1,4 @@
-"""Reliability of the cohort runner (hybridrad.features.run):
+"""Reliability of the cohort runner (hybridrad.runner):
 
 1. cache entries are validated (shape, types, content hash): a damaged, edited or
    old-format entry is a miss, recomputed and rewritten, never a traceback;
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridrad.features import run as runner
-from hybridrad.features.run import CaseOutput, ResultCache, run_cohort
+from hybridrad import runner
 from hybridrad.io.manifest import Case, Cohort
+from hybridrad.runner import CaseOutput, ResultCache, run_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 posix_only = pytest.mark.skipif(os.name != "posix", reason="signals and fork: POSIX only")
@@ -208,9 +208,9 @@ def test_damaged_entry_is_a_miss_with_one_log_line(
     path = tmp_path / "ab" / "ab12.json"
     path.parent.mkdir()
     path.write_text(text)
-    with caplog.at_level(logging.INFO, logger="hybridrad.features.run"):
+    with caplog.at_level(logging.INFO, logger="hybridrad.runner"):
         assert cache.get("ab12") is None  # never raises
-    lines = [r for r in caplog.records if r.name == "hybridrad.features.run"]
+    lines = [r for r in caplog.records if r.name == "hybridrad.runner"]
     assert len(lines) == 1 and lines[0].levelno == level
     assert str(path) in lines[0].getMessage() and "recomputed" in lines[0].getMessage()
 
@@ -365,7 +365,7 @@ def test_case_held_by_another_run_is_read_or_computed_after_it(
     cohort, cache_dir, log_path = _cohort(3, tmp_path), tmp_path / "cache", tmp_path / "calls.log"
     task = _FinishesOther(str(log_path))
     task.other = _OtherRun(cache_dir, task.cache_key(cohort.cases[0]), writes)
-    with caplog.at_level(logging.INFO, logger="hybridrad.features.run"):
+    with caplog.at_level(logging.INFO, logger="hybridrad.runner"):
         result = run_cohort(cohort, task, cache_dir=cache_dir)
     assert result.ok and list(result.features.index) == ["c0", "c1", "c2"]
     if writes:  # c0 read from the other run's entry, never computed here
@@ -401,7 +401,7 @@ def test_a_lock_held_too_long_is_overridden(
 def test_lock_of_a_killed_process_is_free(tmp_path: Path) -> None:
     """flock locks go with their process: a run killed by SIGKILL blocks nobody."""
     code = (
-        "import sys, time; from hybridrad.features.run import ResultCache; "
+        "import sys, time; from hybridrad.runner import ResultCache; "
         "lock = ResultCache(sys.argv[1]).lock('ab12'); lock.acquire(); "
         "print('held', flush=True); time.sleep(300)"
     )
@@ -525,9 +525,7 @@ def test_pool_workers_die_when_the_parent_is_killed(mechanism: str, tmp_path: Pa
 def test_worker_of_an_already_dead_parent_exits() -> None:
     """The race: the parent died before the worker armed its signal. The worker sees a
     parent other than the expected one and exits."""
-    code = (
-        "from hybridrad.features.run import die_with_parent; die_with_parent(0); print('survived')"
-    )
+    code = "from hybridrad.runner import die_with_parent; die_with_parent(0); print('survived')"
     proc = _python(code, stdout=subprocess.PIPE)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and b"survived" not in out

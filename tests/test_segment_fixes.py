@@ -24,9 +24,9 @@ pytest.importorskip("monai")
 
 from hybridrad.cli import main  # noqa: E402
 from hybridrad.errors import MaskLabelError  # noqa: E402
-from hybridrad.features.run import parquet_safe  # noqa: E402
 from hybridrad.io.labels import LabelMap  # noqa: E402
 from hybridrad.io.manifest import Cohort, safe_filename  # noqa: E402
+from hybridrad.runner import parquet_safe  # noqa: E402
 from hybridrad.segment import SegConfig, SegmentationInputError  # noqa: E402
 from hybridrad.segment.cli import add_parsers  # noqa: E402
 from hybridrad.segment.config import PostprocessConfig  # noqa: E402

@@ -45,9 +45,9 @@ from hybridrad.features.radiomics import (
     add_extraction_arguments,
 )
 from hybridrad.features.robustness import icc
-from hybridrad.features.run import FAILURE_COLUMNS, CohortResult, run_cohort
 from hybridrad.io.manifest import CASE_ID, MASK, Cohort
 from hybridrad.provenance import config_hash, file_sha256, library_versions
+from hybridrad.runner import FAILURE_COLUMNS, CohortResult, run_cohort
 
 #: Koo & Li (2016) reliability bands of an ICC: (lower bound inclusive, label).
 KOO_LI_BANDS: tuple[tuple[float, str], ...] = (

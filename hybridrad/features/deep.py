@@ -78,7 +78,10 @@ from hybridrad.errors import (
     ImageDimensionError,
     NonFiniteImageError,
 )
-from hybridrad.features.run import (
+from hybridrad.io.labels import LabelMap, load_label_map
+from hybridrad.io.manifest import Case, Cohort
+from hybridrad.provenance import canonical_json, file_sha256, library_versions
+from hybridrad.runner import (
     CaseOutput,
     CohortResult,
     ResultCache,
@@ -87,9 +90,6 @@ from hybridrad.features.run import (
     run_cohort,
     stage,
 )
-from hybridrad.io.labels import LabelMap, load_label_map
-from hybridrad.io.manifest import Case, Cohort
-from hybridrad.provenance import canonical_json, file_sha256, library_versions
 
 if TYPE_CHECKING:
     import torch
@@ -1060,7 +1060,7 @@ def _collate(items: list[tuple[str, Patch | BaseException]]) -> list[tuple[str, 
 
 def _worker_init(_: int, parent_pid: int | None = None) -> None:
     """Set up a DataLoader worker: it dies with the process that started it
-    (``parent_pid``, taken there; see :func:`~hybridrad.features.run.init_worker`), and
+    (``parent_pid``, taken there; see :func:`~hybridrad.runner.init_worker`), and
     SimpleITK, BLAS and torch use one thread each (the workers provide the parallelism)."""
     init_worker(parent_pid)
     torch = require_torch()

@@ -33,12 +33,12 @@ from hybridrad.errors import (
     RadiomicsConfigError,
     ROITooSmallError,
 )
-from hybridrad.features.run import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.io.images import Geometry
 from hybridrad.io.labels import LabelMap
 from hybridrad.io.manifest import Case, Cohort
 from hybridrad.io.yamlfile import read_mapping
 from hybridrad.provenance import canonical_json, config_hash, file_sha256, library_versions
+from hybridrad.runner import CaseOutput, CohortResult, run_cohort, stage
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ import pandas as pd
 import SimpleITK as sitk
 
 from hybridrad.features.radiomics import RadiomicsConfig, RadiomicsTask
-from hybridrad.features.run import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.io.manifest import CASE_ID, Case, Cohort
 from hybridrad.provenance import canonical_json
+from hybridrad.runner import CaseOutput, CohortResult, run_cohort, stage
 
 PERTURBATIONS = ("translate", "volume", "contour", "noise")
 ICCKind = Literal["1,1", "2,1", "3,1"]

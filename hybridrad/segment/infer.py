@@ -2,7 +2,7 @@
 masks written back in each case's source geometry.
 
 :class:`Segmenter` segments one case; :class:`SegmentTask` wraps it for the cohort
-runner (:func:`hybridrad.features.run.run_cohort`); :func:`segment_cohort` runs a whole
+runner (:func:`hybridrad.runner.run_cohort`); :func:`segment_cohort` runs a whole
 manifest and writes the masks plus a manifest naming them.
 """
 
@@ -38,11 +38,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from hybridrad.errors import HybridradWarning
-from hybridrad.features.run import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.io.images import write_image
 from hybridrad.io.labels import LabelMap
 from hybridrad.io.manifest import CASE_ID, MASK, Case, Cohort, safe_filename, write_manifest
 from hybridrad.provenance import canonical_json, config_hash, file_sha256, library_versions
+from hybridrad.runner import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.segment.config import InferenceConfig, PostprocessConfig, SegConfig
 from hybridrad.segment.data import preprocess, read_case, resample_onto
 from hybridrad.segment.labels import channels_to_labels
@@ -430,7 +430,7 @@ def segment_cohort(
     device
         ``cpu``, ``cuda`` or ``auto``.
     jobs, scheduler, cache_dir, progress
-        As :func:`hybridrad.features.run.run_cohort`.
+        As :func:`hybridrad.runner.run_cohort`.
 
     Returns
     -------
