@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_robustness)
 
-    from hybridrad.models.cli import add_parsers as add_model_parsers
+    from hybridrad.study.cli import add_parsers as add_model_parsers
 
     add_model_parsers(sub)
 

@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sksurv.util import Surv
 
 from hybridrad.models.combat import ComBat
+from hybridrad.models.data import StudyData
 from hybridrad.models.evaluate import one_standard_error
 from hybridrad.models.final import (
     ClinicalOnlyModelWarning,
@@ -30,7 +31,6 @@ from hybridrad.models.final import (
 from hybridrad.models.metrics import roc_curve_table, survival_scorer
 from hybridrad.models.persist import load_model, read_model_info, save_model
 from hybridrad.models.pipelines import StudyConfig, build_pipeline
-from hybridrad.models.study import StudyData
 from hybridrad.models.survival import PenalizedCox
 from hybridrad.models.transformers import BlockPCA, PenaltyFactor
 

@@ -22,18 +22,18 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.util import Surv
 
-from hybridrad.models.external import (
+from hybridrad.models.data import StudyData
+from hybridrad.models.final import ModelInputError, fit_final
+from hybridrad.models.persist import load_model, read_model_info, save_model
+from hybridrad.models.pipelines import StudyConfig
+from hybridrad.models.survival import PenalizedCox, survival_function_at
+from hybridrad.study.external import (
     HorizonError,
     TaskMismatchError,
     logistic_calibration,
     score_model,
     survival_calibration,
 )
-from hybridrad.models.final import ModelInputError, fit_final
-from hybridrad.models.persist import load_model, read_model_info, save_model
-from hybridrad.models.pipelines import StudyConfig
-from hybridrad.models.study import StudyData
-from hybridrad.models.survival import PenalizedCox, survival_function_at
 
 # --- a model whose risk is an increasing function of one feature ----------------------------
 

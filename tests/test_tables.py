@@ -28,8 +28,8 @@ from hybridrad.models.fusion import (
     clinical_block,
     load_feature_tables,
 )
-from hybridrad.models.study import load_study
 from hybridrad.models.target import LabelError, MissingTargetError, class_target
+from hybridrad.study.load import load_study
 
 N = 40
 TINY_STUDY = (
@@ -213,7 +213,7 @@ def test_unprefixed_columns_go_to_the_block_with_one_log_line(
 
 
 def test_cli_blocks_match_the_fusion_blocks() -> None:
-    from hybridrad.models.cli import BLOCKS
+    from hybridrad.study.cli import BLOCKS
 
     assert BLOCKS == KNOWN_BLOCKS
 
@@ -277,7 +277,7 @@ def test_missing_survival_values_are_named_or_dropped(
     assert "2 case(s)" in line and "'003'" in line and "'011'" in line
     assert "--drop-missing" in line
     with (
-        caplog.at_level(logging.WARNING, logger="hybridrad.models.study"),
+        caplog.at_level(logging.WARNING, logger="hybridrad.study.load"),
         pytest.warns(FeatureTableWarning),
     ):
         data = load_study(
@@ -389,7 +389,7 @@ def test_study_data_names_the_classes(tables: dict[str, Path]) -> None:
 
 def _config_of(argv: list[str]) -> tuple[str, str, tuple[str, ...]]:
     from hybridrad.cli import build_parser
-    from hybridrad.models.cli import _config, _task
+    from hybridrad.study.cli import _config, _task
 
     args = build_parser().parse_args(
         ["evaluate", "f.csv", "--clinical", "c.csv", "--out", "x", *argv]
@@ -582,7 +582,7 @@ def test_fit_predict_and_score_take_the_same_table_options(
     assert code == 2
     assert "'000'" in (line := _error_line(capsys.readouterr().err)) and "--drop-missing" in line
 
-    pytest.importorskip("hybridrad.models.external")
+    pytest.importorskip("hybridrad.study.external")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         code = main([*score, "--time", "os", "--event", "dead", "--drop-missing", "--n-boot", "20"])
@@ -597,8 +597,8 @@ def test_fit_predict_and_score_take_the_same_table_options(
 
 
 def test_score_refuses_to_guess_an_unconventional_positive_class(tmp_path: Path) -> None:
-    from hybridrad.models.cli import CommandLineError, _check_positive_is_unambiguous
-    from hybridrad.models.study import StudyData
+    from hybridrad.models.data import StudyData
+    from hybridrad.study.cli import CommandLineError, _check_positive_is_unambiguous
 
     def data(positive: str, negative: str) -> StudyData:
         X = pd.DataFrame({"rad__a": [0.0, 1.0]}, index=["a", "b"])
@@ -644,7 +644,7 @@ def test_an_unreadable_table_is_named(
 def test_score_a_classifier_with_the_positive_class_it_was_fitted_with(
     tables: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("hybridrad.models.external")
+    pytest.importorskip("hybridrad.study.external")
     model_dir = tmp_path / "model"
     opts = ["--id-column", "PatientID"]
     fit = ["fit", *_args(tables, "--label", "idh", *opts), "--out", str(model_dir)]

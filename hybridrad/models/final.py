@@ -16,7 +16,7 @@ refit rule), then saves a model that reproduces the tuned pipeline's predictions
 
 Beside it, in ``clinical/``, the clinical-only model (blocks ``("clin",)``) is saved
 when the study has clinical covariates and the chosen set is not clinical-only, so an
-external validation (:func:`hybridrad.models.external.score_model`) can report both.
+external validation (:func:`hybridrad.study.external.score_model`) can report both.
 The metadata holds what scoring needs: the training risk cutoff and default horizon
 (survival), the positive class and training decision threshold (classification), the
 number of active features, and the provenance of the fit.
@@ -44,12 +44,12 @@ from sklearn.preprocessing import StandardScaler
 from hybridrad.errors import HybridradError, HybridradWarning
 from hybridrad.io.manifest import CASE_ID, read_clinical
 from hybridrad.models.combat import ComBat
+from hybridrad.models.data import StudyData
 from hybridrad.models.evaluate import Task, _model_columns, one_standard_error
 from hybridrad.models.fusion import CLINICAL, block_of, fuse, load_feature_tables
 from hybridrad.models.metrics import harrell_c, roc_curve_table, survival_scorer
 from hybridrad.models.pipelines import StudyConfig, build_pipeline
 from hybridrad.models.stratify import RiskStratifier
-from hybridrad.models.study import StudyData
 from hybridrad.models.transformers import PenaltyFactor
 
 __all__ = [

@@ -111,7 +111,7 @@ def calibration_plot(
         ``observed_lower``/``observed_upper`` (drawn as 95 % error bars) and ``n``
         (written beside each point). The tables of
         :func:`hybridrad.models.metrics.calibration_at` and of
-        :func:`hybridrad.models.external.score_model` (``calibration.csv``) fit.
+        :func:`hybridrad.study.external.score_model` (``calibration.csv``) fit.
     path
         PNG file to write.
     title, xlabel, ylabel

@@ -34,6 +34,7 @@ from scipy import special, stats
 from sklearn.metrics import roc_auc_score
 
 from hybridrad.errors import HybridradError, HybridradWarning
+from hybridrad.models.data import StudyData
 from hybridrad.models.final import CLINICAL_SUBFOLDER, ModelInputError, model_input
 from hybridrad.models.metrics import (
     auc_ci,
@@ -42,7 +43,6 @@ from hybridrad.models.metrics import (
     harrell_c,
     roc_curve_table,
 )
-from hybridrad.models.study import StudyData
 from hybridrad.provenance import library_versions
 
 __all__ = [
@@ -613,7 +613,7 @@ def score_model(
     model_dir
         A model folder written by :func:`~hybridrad.models.final.fit_final`.
     data
-        The new cohort (:func:`~hybridrad.models.study.load_study`) with the model's
+        The new cohort (:func:`~hybridrad.study.load_study`) with the model's
         features (and its ``site`` column for a ComBat model) and the same kind of
         target as the model's.
     out
@@ -715,7 +715,7 @@ def score_model(
             )
     result["clinical"] = clinical
     result["provenance"] = {
-        "function": "hybridrad.models.external.score_model",
+        "function": "hybridrad.study.external.score_model",
         "model_dir": str(folder.resolve()),
         "model_sha256": info.get("integrity"),
         "model_created": info.get("created"),

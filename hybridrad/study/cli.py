@@ -2,7 +2,7 @@
 ``score``.
 
 Every handler parses its arguments into calls of the public API
-(:func:`~hybridrad.models.study.load_study` and friends); errors are
+(:func:`~hybridrad.study.load_study` and friends); errors are
 :class:`~hybridrad.errors.HybridradError` subclasses that ``hybridrad.cli.main`` turns
 into one ``error: ...`` line and exit status 2.
 """
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from hybridrad.errors import HybridradError
 
 if TYPE_CHECKING:
+    from hybridrad.models.data import StudyData
     from hybridrad.models.evaluate import Task
     from hybridrad.models.pipelines import StudyConfig
-    from hybridrad.models.study import StudyData
 
 
 BLOCKS = ("rad", "deep", "clin")
@@ -91,7 +91,7 @@ def _config(args: argparse.Namespace, task: Task) -> StudyConfig:
 
 
 def _study_data(args: argparse.Namespace) -> tuple[StudyData, StudyConfig]:
-    from hybridrad.models.study import load_study
+    from hybridrad.study.load import load_study
 
     task = _task(args)
     config = _config(args, task)
@@ -128,7 +128,7 @@ def _describe(data: StudyData, model: str | None = None) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hybridrad.models.pipelines import headline
-    from hybridrad.models.study import evaluate_study
+    from hybridrad.study.evaluate import evaluate_study
 
     data, config = _study_data(args)
     table, _ = evaluate_study(data, config, args.out)
@@ -204,7 +204,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from hybridrad.models.study import load_study
+    from hybridrad.study.load import load_study
 
     task = _task(args)
     meta = _model_metadata(args.model_dir)
@@ -236,7 +236,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if data.task == "classification" and positive is None:
         _check_positive_is_unambiguous(data, args.model_dir)
     _describe(data)
-    from hybridrad.models.external import score_model  # written beside this command
+    from hybridrad.study.external import score_model  # written beside this command
 
     options = {"horizon": args.horizon, "n_boot": args.n_boot, "seed": args.seed}
     result = score_model(

@@ -1,63 +1,20 @@
-"""Study-level API behind ``hybridrad evaluate``: load the tables, compare the feature sets."""
+"""Study data behind ``hybridrad evaluate``/``fit``/``score``: read the feature tables and the
+clinical table, fuse them and build the target."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 from hybridrad.errors import ClinicalError, DuplicateCaseError, HybridradError
 from hybridrad.io.manifest import CASE_ID, read_clinical
-from hybridrad.models.evaluate import EvaluationResult, Task
+from hybridrad.models.data import StudyData
 from hybridrad.models.fusion import fuse, load_feature_tables
-from hybridrad.models.pipelines import StudyConfig, compare_feature_sets, interpret
 from hybridrad.models.target import cases_missing_target, class_target, survival_target
-from hybridrad.provenance import file_sha256, library_versions
+from hybridrad.provenance import file_sha256
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StudyData:
-    """Fused features and the target of a study.
-
-    Attributes
-    ----------
-    X
-        Features indexed by ``case_id`` (namespaced columns; ``site`` with ComBat).
-    y
-        Survival: structured (event, time) array. Classification: integers 0/1, 1 the
-        positive class.
-    task
-        ``"survival"`` or ``"classification"``.
-    inputs
-        SHA-256 of every input file, by path.
-    positive, negative
-        Classification: the names of the classes coded 1 and 0 (``None`` for survival).
-    dropped
-        Cases left out on the way, by reason (e.g. ``"missing target"``).
-    """
-
-    X: pd.DataFrame
-    y: Any
-    task: Task
-    inputs: dict[str, str]
-    positive: str | None = None
-    negative: str | None = None
-    dropped: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def classes(self) -> list[str] | None:
-        """Classification: ``[negative, positive]``, the names of 0 and 1."""
-        if self.positive is None or self.negative is None:
-            return None
-        return [self.negative, self.positive]
 
 
 def load_study(
@@ -172,52 +129,3 @@ def load_study(
         negative=labels.attrs["negative"],
         dropped=dropped,
     )
-
-
-def evaluate_study(
-    data: StudyData, config: StudyConfig, out: str | os.PathLike[str]
-) -> tuple[pd.DataFrame, dict[str, EvaluationResult]]:
-    """Compare the feature sets of ``config`` with nested CV and write the results."""
-    from hybridrad.models.stratify import compare_groups
-    from hybridrad.report.plots import comparison_plot, km_plot
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    table, results = compare_feature_sets(data.X, data.y, config, task=data.task)
-    table.to_csv(out / "comparison.csv")
-    for name, result in results.items():
-        slug = name.split(" ")[0].replace("/", "_")
-        result.folds.to_csv(out / f"folds_{slug}.csv", index=False)
-        result.summary.to_csv(out / f"summary_{slug}.csv")
-        result.predictions.to_csv(out / f"predictions_{slug}.csv", index=False)
-        if data.task == "survival" and not result.risk_groups.empty:
-            result.risk_groups.to_csv(out / f"risk_groups_{slug}.csv", index=False)
-            first = result.predictions[result.predictions["repeat"] == 0]
-            idx = [list(data.X.index).index(c) for c in first["case_id"]]
-            cmp = compare_groups(data.y[idx], first["group"].to_numpy(), reference="low")
-            km_plot(cmp, out / f"km_{slug}.png", title=f"{name}: test-fold risk groups")
-    head = "harrell_c" if data.task == "survival" else "auc"
-    comparison_plot(table, head, out / "comparison.png")
-    n_events = int(data.y["event"].sum()) if data.task == "survival" else None
-    lines = interpret(table, config, data.task, n_events=n_events)
-    (out / "interpretation.txt").write_text(
-        "\n".join([*lines, f"CI: {table.attrs['ci_method']}"]) + "\n"
-    )
-    provenance = {
-        "command": "hybridrad evaluate",
-        "task": data.task,
-        "config": config.to_dict(),
-        "config_hash": config.hash,
-        "seed": config.seed,
-        "ci_method": table.attrs["ci_method"],
-        "inputs_sha256": data.inputs,
-        "n_cases": len(data.X),
-        "n_events": n_events,
-        "positive_class": data.positive,
-        "negative_class": data.negative,
-        "dropped_cases": data.dropped,
-        "n_features": data.X.shape[1],
-        "versions": library_versions(),
-    }
-    (out / "provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
-    return table, results
