@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from hybridrad import __version__
 from hybridrad.errors import HybridradError
-from hybridrad.io.manifest import add_input_arguments, cohort_options
+from hybridrad.io.manifest import add_input_arguments, cohort_options, comma_list
 
 log = logging.getLogger("hybridrad")
 
@@ -77,8 +77,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     task = RadiomicsTask(
         config=config,
         label_map=cohort.label_map,
-        sequences=tuple(_split(args.sequences) or cohort.sequences),
-        regions=tuple(_split(args.regions) or ()),
+        sequences=tuple(comma_list(args.sequences) or cohort.sequences),
+        regions=tuple(comma_list(args.regions) or ()),
         tolerance=args.tolerance,
     )
     cache_dir = args.cache_dir or args.out.parent / ".hybridrad-cache"
@@ -129,11 +129,11 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         cohort,
         args.config,
         n_perturbations=args.perturbations,
-        kinds=_split(args.kinds) or ("translate", "volume", "contour", "noise"),
+        kinds=comma_list(args.kinds) or ("translate", "volume", "contour", "noise"),
         seed=args.seed,
         kind=args.icc,
-        sequences=_split(args.sequences) or None,
-        regions=_split(args.regions) or None,
+        sequences=comma_list(args.sequences) or None,
+        regions=comma_list(args.regions) or None,
         jobs=args.jobs,
         cache_dir=cache_dir,
         progress=not args.no_progress,
@@ -160,10 +160,6 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     for row in result.failures.itertuples(index=False):
         print(f"  failed: {row.case_id} [{row.stage}] {row.exception}: {row.message}")
     return 0 if result.ok else 1
-
-
-def _split(text: str | None) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else []
 
 
 def _cmd_discover(args: argparse.Namespace) -> int:

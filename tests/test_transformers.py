@@ -27,7 +27,7 @@ from hybridrad.models.transformers import (
     ICCFilter,
     NearZeroVarianceFilter,
     UnivariateCoxSelector,
-    harrell_c,
+    harrell_c_columns,
     univariate_cox,
 )
 
@@ -346,7 +346,7 @@ def test_nzv_drops_constant_and_near_constant() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_harrell_c_matches_sksurv() -> None:
+def test_harrell_c_columns_matches_sksurv() -> None:
     rng = np.random.default_rng(1)
     n = 150
     X = rng.normal(size=(n, 6))
@@ -354,7 +354,7 @@ def test_harrell_c_matches_sksurv() -> None:
     X[:, 5] = X[:, 0] > 0  # a binary score
     y = simulate_survival(X, {0: 1.0}, 2)
     time = np.round(y["time"], 1)  # tied times, events and censored
-    ours = harrell_c(X, y["event"], time)
+    ours = harrell_c_columns(X, y["event"], time)
     ref = [concordance_index_censored(y["event"], time, X[:, j])[0] for j in range(X.shape[1])]
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
 

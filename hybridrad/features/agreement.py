@@ -45,7 +45,7 @@ from hybridrad.features.radiomics import (
     add_extraction_arguments,
 )
 from hybridrad.features.robustness import icc
-from hybridrad.io.manifest import CASE_ID, MASK, Cohort
+from hybridrad.io.manifest import CASE_ID, MASK, Cohort, comma_list
 from hybridrad.provenance import config_hash, file_sha256, library_versions
 from hybridrad.runner import FAILURE_COLUMNS, CohortResult, run_cohort
 
@@ -659,10 +659,6 @@ def contour_agreement(
 # --- command line ------------------------------------------------------------------------
 
 
-def _split(text: str | None) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else []
-
-
 def format_summary(summary: Mapping[str, Any]) -> str:
     """A few lines for the terminal from :attr:`AgreementResult.summary`."""
 
@@ -695,14 +691,14 @@ def cmd_contour_agreement(args: argparse.Namespace) -> int:
     from hybridrad.io.manifest import cohort_options
 
     cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
-    image_types = _split(args.image_types)
+    image_types = comma_list(args.image_types)
     result = contour_agreement(
         cohort,
         args.pred,
         config=args.config,
         image_types=None if image_types == ["config"] else image_types or ["Original"],
         sequence=args.sequence,
-        regions=_split(args.regions) or None,
+        regions=comma_list(args.regions) or None,
         confidence=args.confidence,
         jobs=args.jobs,
         scheduler=args.scheduler,

@@ -18,21 +18,16 @@ from typing import Any
 from hybridrad.errors import HybridradError
 
 
-def _split(text: str | None) -> list[str] | None:
-    items = [t.strip() for t in text.split(",") if t.strip()] if text else []
-    return items or None
-
-
 def _floats(text: str | None) -> tuple[float, ...] | None:
     return tuple(float(v) for v in text.split(",")) if text else None
 
 
 def _cohort(args: argparse.Namespace) -> Any:
-    from hybridrad.io.manifest import Cohort, cohort_options
+    from hybridrad.io.manifest import Cohort, cohort_options, comma_list
 
     return Cohort.from_csv(
         args.manifest,
-        sequences=_split(args.sequences),
+        sequences=comma_list(args.sequences) or None,
         label_map=args.labels,
         **cohort_options(args),
     )
@@ -68,6 +63,7 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
     """``hybridrad deep-features MANIFEST [--encoder SPEC] --out deep.parquet``."""
     from hybridrad.features.deep import PatchSpec, extract_deep, resolve_device
     from hybridrad.features.encoders import EncoderError, resolve_encoder
+    from hybridrad.io.manifest import comma_list
     from hybridrad.provenance import library_versions
 
     trust = bool(getattr(args, "trust_code", False))
@@ -95,7 +91,7 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
                 "normalisation": prefs.get("normalisation", "zscore"),
                 "mask_channel": bool(prefs.get("mask_channel", False)),
                 "sequences": tuple(
-                    _split(args.sequences) or prefs.get("sequences") or cohort.sequences
+                    comma_list(args.sequences) or prefs.get("sequences") or cohort.sequences
                 ),
             },
         )
@@ -108,7 +104,7 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
             cohort,
             encoder if local else args.encoder,
             patch=patch,
-            stages=_split(args.stages),
+            stages=comma_list(args.stages) or None,
             pooling=args.pooling,
             batch_size=args.batch_size,
             num_workers=args.num_workers,
@@ -127,7 +123,7 @@ def cmd_deep_features(args: argparse.Namespace) -> int:
         "manifest": str(Path(args.manifest).resolve()),
         "encoder": encoder.describe(),
         "patch": patch.to_dict(),
-        "stages": _split(args.stages) or "encoder default",
+        "stages": comma_list(args.stages) or "encoder default",
         "pooling": result.diagnostics["pooling"].iloc[0] if len(result.diagnostics) else None,
         "batch_size": args.batch_size,
         "versions": library_versions(),

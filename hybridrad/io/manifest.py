@@ -542,6 +542,12 @@ def write_manifest(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 # --- command-line flags shared by every command that reads a manifest ---------------------
 
 
+def comma_list(text: str | None) -> list[str]:
+    """The items of a comma-separated command-line value, stripped, empty ones left out
+    (``[]`` for ``None`` or an empty string)."""
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
     """``--nonfinite`` and ``--allow-outside``: how a manifest's images are read."""
     p.add_argument(

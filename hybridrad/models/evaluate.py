@@ -32,7 +32,7 @@ from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold, Strat
 
 from hybridrad.errors import HybridradError, HybridradWarning
 from hybridrad.models import metrics as M
-from hybridrad.models.fusion import CLINICAL, block_of
+from hybridrad.models.fusion import CLINICAL, block_prefix
 from hybridrad.models.stratify import RiskStratifier, compare_groups
 from hybridrad.models.survival import survival_function_at
 
@@ -450,7 +450,7 @@ def _fit_outer_fold(
         "n_test": len(te),
         **row,
         "n_model_features": len(active),
-        "n_imaging_features": sum(block_of(c) != CLINICAL for c in active),
+        "n_imaging_features": sum(block_prefix(c) != CLINICAL for c in active),
         "best_params": json.dumps(best, default=str),
     }
     return out

@@ -46,7 +46,7 @@ from hybridrad.io.manifest import CASE_ID, read_clinical
 from hybridrad.models.combat import ComBat
 from hybridrad.models.data import StudyData
 from hybridrad.models.evaluate import Task, _model_columns, one_standard_error
-from hybridrad.models.fusion import CLINICAL, block_of, fuse, load_feature_tables
+from hybridrad.models.fusion import CLINICAL, block_prefix, fuse, load_feature_tables
 from hybridrad.models.metrics import harrell_c, roc_curve_table, survival_scorer
 from hybridrad.models.pipelines import StudyConfig, build_pipeline
 from hybridrad.models.stratify import RiskStratifier
@@ -167,15 +167,15 @@ def tune_final(data: StudyData, config: StudyConfig, blocks: Sequence[str]) -> F
     ModelExportError
         The tuned pipeline cannot be exported (e.g. a step that builds new features).
     """
-    present = tuple(b for b in blocks if any(block_of(c) == b for c in data.X.columns))
+    present = tuple(b for b in blocks if any(block_prefix(c) == b for c in data.X.columns))
     if not present:
         raise HybridradError(
             f"no column of the blocks {list(blocks)} in the data; blocks present: "
-            f"{sorted({block_of(c) for c in data.X.columns} - {None})}"
+            f"{sorted({block_prefix(c) for c in data.X.columns} - {None})}"
         )
     if config.combat and all(b == CLINICAL for b in present):
         config = replace(config, combat=False)  # nothing to harmonise
-    columns = [c for c in data.X.columns if block_of(c) in present]
+    columns = [c for c in data.X.columns if block_prefix(c) in present]
     if config.combat:
         if "site" not in data.X.columns:
             raise HybridradError(
@@ -184,7 +184,7 @@ def tune_final(data: StudyData, config: StudyConfig, blocks: Sequence[str]) -> F
             )
         columns.append("site")
     X = data.X[columns]
-    n = sum(block_of(c) in present for c in columns)
+    n = sum(block_prefix(c) in present for c in columns)
     pipe, grid = build_pipeline(config, data.task, present, n_features=n)
     strata = _strata(data)
     cv = list(
@@ -406,7 +406,7 @@ def _fit_metadata(
     params = results["params"][best]
     pred = _predictions(fit.pipeline, X, data.task)
     names, active = _active(fit, pred)
-    active_imaging = [c for c in active if block_of(c) != CLINICAL]
+    active_imaging = [c for c in active if block_prefix(c) != CLINICAL]
     has_imaging = any(b != CLINICAL for b in fit.blocks)
     has_clin = CLINICAL in fit.blocks
     combat = next((s for s in fit.pipeline.named_steps.values() if isinstance(s, ComBat)), None)
@@ -523,7 +523,7 @@ def _feature_set_blocks(config: StudyConfig, feature_set: str, X: pd.DataFrame) 
             "choose one of them or add it under feature_sets in the study config"
         )
     blocks = tuple(config.feature_sets[feature_set])
-    present = tuple(b for b in blocks if any(block_of(c) == b for c in X.columns))
+    present = tuple(b for b in blocks if any(block_prefix(c) == b for c in X.columns))
     if not present:
         raise HybridradError(
             f"feature set {feature_set!r} (blocks {list(blocks)}) has no column in the data"
@@ -607,7 +607,7 @@ def fit_final(
             ) from exc
     meta, notes = _fit_metadata(fit, data, feature_set, config)
     clinical: tuple[FinalFit, dict[str, Any]] | None = None
-    has_clin = any(block_of(c) == CLINICAL for c in data.X.columns)
+    has_clin = any(block_prefix(c) == CLINICAL for c in data.X.columns)
     if has_clin and fit.blocks != (CLINICAL,):
         cfit = tune_final(data, config, (CLINICAL,))
         cmeta, cnotes = _fit_metadata(cfit, data, "clinical", config)
@@ -674,7 +674,7 @@ def model_input(meta: dict[str, Any], X: pd.DataFrame, *, where: str = "the data
     site = meta.get("site_column")
     missing = [c for c in features if c not in X.columns]
     if missing:
-        clin = sorted({c.split("__")[1] for c in missing if block_of(c) == CLINICAL})
+        clin = sorted({c.split("__")[1] for c in missing if block_prefix(c) == CLINICAL})
         hint = f" and the clinical covariate(s) {clin} (give the clinical table)" if clin else ""
         raise ModelInputError(
             f"{len(missing)} of the model's {len(features)} feature(s) missing from {where}: "
@@ -776,7 +776,7 @@ def predict_study(
 
     meta = dict(read_model_info(model_dir).get("metadata") or {})
     columns: list[str] = list(meta.get("features", []))
-    covariates = sorted({c.split("__")[1] for c in columns if block_of(c) == CLINICAL})
+    covariates = sorted({c.split("__")[1] for c in columns if block_prefix(c) == CLINICAL})
     clin = read_clinical(clinical, id_column=id_column or CASE_ID) if clinical is not None else None
     if covariates and clin is None:
         raise ModelInputError(

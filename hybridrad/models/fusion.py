@@ -57,8 +57,10 @@ def _shown(names: Sequence[object]) -> str:
     return head + (f" ... and {len(names) - _SHOW} more" if len(names) > _SHOW else "")
 
 
-def block_of(column: str) -> str:
-    """The block a namespaced column belongs to (the text before the first ``__``)."""
+def block_prefix(column: str) -> str:
+    """The text before a column name's first ``__``: the block of a namespaced column, the
+    whole name of one without ``__`` (``site``). :func:`hybridrad.models.transformers.block_of`
+    gives ``None`` for the latter instead."""
     return column.split(SEP, 1)[0]
 
 
@@ -66,7 +68,7 @@ def blocks(columns: Sequence[str]) -> dict[str, list[str]]:
     """Columns grouped by block, in order."""
     out: dict[str, list[str]] = {}
     for col in columns:
-        out.setdefault(block_of(col), []).append(col)
+        out.setdefault(block_prefix(col), []).append(col)
     return out
 
 
@@ -280,7 +282,7 @@ def _rename_unprefixed(table: pd.DataFrame, path: Path, block: str) -> pd.DataFr
     """Put columns without a known block prefix into ``block`` (one INFO line)."""
     names = [str(c) for c in table.columns]
     renamed = {
-        c: f"{block}{SEP}{c}" for c in names if SEP not in c or block_of(c) not in KNOWN_BLOCKS
+        c: f"{block}{SEP}{c}" for c in names if SEP not in c or block_prefix(c) not in KNOWN_BLOCKS
     }
     if renamed:
         log.info(

@@ -66,7 +66,7 @@ __all__ = [
     "PenaltyFactor",
     "UnivariateCoxSelector",
     "block_of",
-    "harrell_c",
+    "harrell_c_columns",
     "univariate_cox",
 ]
 
@@ -80,7 +80,8 @@ BLOCK_SEP = "__"
 
 
 def block_of(name: str) -> str | None:
-    """Return the block prefix of a namespaced column name.
+    """Return the block prefix of a namespaced column name (``None`` without one; see
+    :func:`hybridrad.models.fusion.block_prefix` for the whole name instead).
 
     Parameters
     ----------
@@ -210,13 +211,16 @@ def _standardize(X: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[n
     return Z, varying
 
 
-def harrell_c(
+def harrell_c_columns(
     X: ArrayLike,
     event: ArrayLike,
     time: ArrayLike,
     tied_tol: float = 1e-8,
 ) -> NDArray[np.float64]:
     """Harrell's concordance index of every column of ``X`` used as a risk score.
+
+    The per-column, vectorised form of :func:`hybridrad.models.metrics.harrell_c` (the
+    one-score C-index of a survival target ``y``).
 
     A vectorised equivalent of :func:`sksurv.metrics.concordance_index_censored`
     applied to each column: a pair is comparable when the shorter time is an event
@@ -248,7 +252,7 @@ def harrell_c(
     Examples
     --------
     >>> import numpy as np
-    >>> harrell_c(np.array([[3.0], [2.0], [1.0]]), [True, True, False], [1.0, 2.0, 3.0])
+    >>> harrell_c_columns(np.array([[3.0], [2.0], [1.0]]), [True, True, False], [1.0, 2.0, 3.0])
     array([1.])
     """
     Xa = np.asarray(X, dtype=np.float64)
@@ -703,7 +707,7 @@ class CorrelationFilter(_ColumnSubsetTransformer):
     Informativeness is
 
     - survival ``y`` (structured array): ``|C - 0.5|`` with Harrell's C-index of the
-      feature as a risk score (:func:`harrell_c`, equal to
+      feature as a risk score (:func:`harrell_c_columns`, equal to
       :func:`sksurv.metrics.concordance_index_censored`);
     - class labels: ``|AUC - 0.5|`` (mean one-vs-rest over classes for > 2 classes);
     - a continuous ``y``: ``|Spearman r|`` with y;
@@ -804,7 +808,7 @@ class CorrelationFilter(_ColumnSubsetTransformer):
             event, time = surv
             if len(event) != X.shape[0]:
                 raise ValueError(f"y has {len(event)} samples, X has {X.shape[0]}")
-            return np.abs(harrell_c(X, event, time) - 0.5)
+            return np.abs(harrell_c_columns(X, event, time) - 0.5)
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != X.shape[0]:
             raise ValueError(f"y must be 1-D with {X.shape[0]} samples; got shape {labels.shape}")

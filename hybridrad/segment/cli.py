@@ -26,17 +26,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _split(text: str | None) -> list[str] | None:
-    items = [t.strip() for t in text.split(",") if t.strip()] if text else []
-    return items or None
-
-
 def _cohort(args: argparse.Namespace) -> Any:
-    from hybridrad.io.manifest import Cohort, cohort_options
+    from hybridrad.io.manifest import Cohort, cohort_options, comma_list
 
     return Cohort.from_csv(
         args.manifest,
-        sequences=_split(args.sequences),
+        sequences=comma_list(args.sequences) or None,
         label_map=args.labels,
         **cohort_options(args),
     )

@@ -30,10 +30,6 @@ class CommandLineError(HybridradError, ValueError):
     """Arguments of a modelling command that do not fit together."""
 
 
-def _split(text: str | None) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else []
-
-
 def _task(args: argparse.Namespace) -> Task:
     """The task the target arguments ask for."""
     if (args.label is None) == (args.time is None or args.event is None):
@@ -45,11 +41,13 @@ def _task(args: argparse.Namespace) -> Task:
 
 def _covariates(text: str | None) -> tuple[str, ...] | None:
     """``--covariates``: ``None`` keeps the config's, ``none`` (or empty) means none."""
+    from hybridrad.io.manifest import comma_list
+
     if text is None:
         return None
     if text.strip().lower() in ("", "none"):
         return ()
-    return tuple(_split(text))
+    return tuple(comma_list(text))
 
 
 def _config(args: argparse.Namespace, task: Task) -> StudyConfig:
@@ -162,9 +160,9 @@ def _model_metadata(model_dir: Path) -> dict[str, Any]:
 
 def _model_covariates(columns: list[str]) -> list[str]:
     """The clinical covariates behind a model's ``clin__`` columns (one-hot ones included)."""
-    from hybridrad.models.fusion import CLINICAL, SEP, block_of
+    from hybridrad.models.fusion import CLINICAL, SEP, block_prefix
 
-    return sorted({c.split(SEP)[1] for c in columns if block_of(c) == CLINICAL})
+    return sorted({c.split(SEP)[1] for c in columns if block_prefix(c) == CLINICAL})
 
 
 def _score_covariates(model_dir: Path, meta: dict[str, Any], clinical: Path) -> list[str]:
