@@ -162,6 +162,18 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _perturbation_kinds(text: str) -> str:
+    """``--kinds``: known perturbations only (argparse reports anything else)."""
+    from hybridrad.features.robustness import PERTURBATIONS
+
+    unknown = [k for k in comma_list(text) if k not in PERTURBATIONS]
+    if unknown or not comma_list(text):
+        raise argparse.ArgumentTypeError(
+            f"unknown perturbation(s) {unknown or [text]}; choose from {', '.join(PERTURBATIONS)}"
+        )
+    return text
+
+
 def _cmd_discover(args: argparse.Namespace) -> int:
     from hybridrad.datasets.discover import discover_brats, discover_lgg_tcga
     from hybridrad.io import write_manifest
@@ -370,7 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--perturbations", type=int, default=5, help="perturbations per case (default 5)"
     )
-    p.add_argument("--kinds", help="comma-separated: translate,volume,contour,noise (default all)")
+    p.add_argument(
+        "--kinds",
+        type=_perturbation_kinds,
+        help="comma-separated: translate,volume,contour,noise (default all)",
+    )
     p.add_argument("--icc", default="1,1", choices=["1,1", "2,1", "3,1"], help="ICC form")
     p.add_argument("--threshold", type=float, default=0.75, help="ICC counted as robust")
     p.add_argument("--seed", type=int, default=0)
@@ -524,6 +540,47 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or "(no message)"
 
 
+#: Lower bounds of the numeric options of every command (``dest``: (bound, inclusive)).
+#: A value outside is a usage error (exit 2) before anything runs.
+NUMBER_BOUNDS: dict[str, tuple[float, bool]] = {
+    "jobs": (1, True),
+    "cases": (2, True),
+    "perturbations": (2, True),
+    "epochs": (1, True),
+    "batch_size": (1, True),
+    "sw_batch_size": (1, True),
+    "repeats": (1, True),
+    "n_boot": (0, True),
+    "num_workers": (0, True),
+    "threads": (1, True),
+    "tolerance": (0, True),
+    "max_minutes": (0, False),
+    "lr": (0, False),
+    "temperature": (0, False),
+    "horizon": (0, False),
+    "confidence": (0, False),
+}
+
+
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse numeric options that are not finite or below their bound (``NUMBER_BOUNDS``),
+    and a ``--confidence`` of 1 or more, with argparse's usage error (exit 2)."""
+    import math
+
+    for dest, (low, inclusive) in NUMBER_BOUNDS.items():
+        value = getattr(args, dest, None)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if not math.isfinite(value):
+            parser.error(f"{flag} must be a finite number, got {value}")
+        if value < low or (value == low and not inclusive):
+            parser.error(f"{flag} must be {'>=' if inclusive else '>'} {low:g}, got {value:g}")
+    confidence = getattr(args, "confidence", None)
+    if isinstance(confidence, float) and confidence >= 1:
+        parser.error(f"--confidence must be below 1, got {confidence:g}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -534,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_numbers(parser, args)
     _configure_logging(args.verbose, args.quiet)
     handler: Handler = args.func
     with warnings.catch_warnings(record=True) as caught:

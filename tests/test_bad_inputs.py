@@ -919,12 +919,70 @@ def _(root: Path) -> list[str]:
     return _poisoned_cache(root, poison)
 
 
+# --- numeric options (usage errors: argparse's one line, exit 2) --------------------------
+
+
+@row("option-jobs-zero", 2, "--jobs must be >= 1, got 0")
+def _(root: Path) -> list[str]:
+    return _extract(root, "--jobs", "0")
+
+
+@row("option-tolerance-negative", 2, "--tolerance must be >= 0")
+def _(root: Path) -> list[str]:
+    return _validate(root, "--tolerance", "-1")
+
+
+@row("option-tolerance-nan", 2, "--tolerance must be a finite number")
+def _(root: Path) -> list[str]:
+    return _extract(root, "--tolerance", "nan")
+
+
+@row("option-perturbations-one", 2, "--perturbations must be >= 2")
+def _(root: Path) -> list[str]:
+    return [*MANIFEST_COMMANDS["robustness"](root), "--perturbations", "1"]
+
+
+@row("option-kinds-unknown", 2, "unknown perturbation", "wobble")
+def _(root: Path) -> list[str]:
+    return [*MANIFEST_COMMANDS["robustness"](root), "--kinds", "translate,wobble"]
+
+
+@row("option-cases-zero", 2, "--cases must be >= 2")
+def _(root: Path) -> list[str]:
+    return ["demo-cohort", str(root.parent / "demo"), "--cases", "0"]
+
+
+@row("option-batch-size-zero", 2, "--batch-size must be >= 1")
+def _(root: Path) -> list[str]:
+    return [*MANIFEST_COMMANDS["deep-features"](root), "--batch-size", "0"]
+
+
+@row("option-confidence-one", 2, "--confidence must be below 1")
+def _(root: Path) -> list[str]:
+    return [*MANIFEST_COMMANDS["contour-agreement"](root), "--confidence", "1"]
+
+
+@row("option-epochs-zero", 2, "--epochs must be >= 1")
+def _(root: Path) -> list[str]:
+    return [*MANIFEST_COMMANDS["seg-train"](root)[:-3], "--epochs", "0"]
+
+
+@row("seg-train-unknown-config-name", 2, "glioma-flare", "glioma-flair")
+def _(root: Path) -> list[str]:
+    argv = MANIFEST_COMMANDS["seg-train"](root)
+    argv[argv.index("--config") + 1] = "glioma-flare"
+    return argv
+
+
 # --- the tests ----------------------------------------------------------------------------
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     capsys.readouterr()
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 

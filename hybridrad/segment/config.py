@@ -224,20 +224,28 @@ class SegConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None) -> SegConfig:
-        """Read a YAML/JSON configuration; ``None`` gives the defaults.
+        """Read a YAML/JSON configuration, or a shipped one by name (``glioma-flair``,
+        ``synthetic`` ...: ``hybridrad/configs/segmentation/``); ``None`` gives the defaults.
 
         Raises
         ------
         FileNotFoundError
-            The file does not exist.
+            Neither a file nor a shipped name.
         SegmentationConfigError
             The file is not a mapping, or holds an unknown key or invalid value.
         """
         if path is None:
             return cls()
         p = Path(path)
+        shipped = Path(__file__).resolve().parents[1] / "configs" / "segmentation"
+        if not p.is_file() and (shipped / f"{p.name}.yaml").is_file() and p.name == str(path):
+            p = shipped / f"{p.name}.yaml"
         if not p.is_file():
-            raise FileNotFoundError(f"segmentation config not found: {p}")
+            names = sorted(f.stem for f in shipped.glob("*.yaml"))
+            raise FileNotFoundError(
+                f"segmentation config not found: {p} (neither a file nor a shipped config: "
+                f"{', '.join(names)})"
+            )
         data = read_mapping(
             p, SegmentationConfigError, "segmentation config", "See configs/segmentation/."
         )
