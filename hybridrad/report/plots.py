@@ -1,6 +1,8 @@
 """Plots as functions of results; models have no plotting methods.
 
-matplotlib is imported lazily with the non-interactive Agg backend.
+matplotlib is imported lazily, and figures are made with ``matplotlib.figure.Figure``
+rather than pyplot: a plot written here never switches the user's backend (a notebook's
+inline backend stays as it was) and leaves no figure open in pyplot's state.
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ import pandas as pd
 from hybridrad.models.stratify import GroupComparison
 
 
-def _pyplot() -> Any:
-    import matplotlib
+class _Figures:
+    """The two pyplot calls the plots use, on plain ``Figure`` objects (no backend)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any) -> Any:
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+    @staticmethod
+    def close(fig: Any) -> None:
+        """Nothing to close: the figure was never registered with pyplot."""
+
+
+def _pyplot() -> _Figures:
+    return _Figures()
 
 
 def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
