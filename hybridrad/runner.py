@@ -514,19 +514,18 @@ def _backend(task: CaseTask, jobs: int, scheduler: Any) -> _Backend:
 
 
 @dataclass
-class _Scheduler:
-    """Runs the cases a cache lookup left over, holding each one's lock while it is
-    computed; cases another run holds are deferred and picked up from the cache when
-    that run lets go of them.
+class CaseLocks:
+    """The per-case locks of a shared cache (:meth:`ResultCache.lock`), as this run holds
+    them: :meth:`claim` takes a case's lock without waiting, :meth:`release` lets it go.
 
-    Yields ``(outcome, from_cache)``: computed here, or found in the cache once the run
-    that held the case was done with it.
+    Used by the runner and by the batched deep-feature path, so that every run sharing a
+    cache computes each case once. Without a cache (or a key) every case is taken.
     """
 
-    task: CaseTask
     cache: ResultCache | None
-    keys: dict[str, str]
-    stamps: dict[str, tuple[int, int] | None]
+    keys: Mapping[str, str]
+    stamps: Mapping[str, tuple[int, int] | None] = field(default_factory=dict)
+    task: CaseTask | None = None
     held: dict[str, Any] = field(default_factory=dict)
 
     def claim(self, case: Case) -> CaseOutput | bool:
@@ -547,7 +546,7 @@ class _Scheduler:
             return True
         if self.cache.stamp(key) != self.stamps.get(case.case_id):
             hit = self.cache.get(key)
-            if hit is not None and _still_valid(self.task, case, hit):
+            if hit is not None and (self.task is None or _still_valid(self.task, case, hit)):
                 lock.release()
                 return hit
         self.held[case.case_id] = lock
@@ -562,6 +561,17 @@ class _Scheduler:
     def release_all(self) -> None:
         for case_id in list(self.held):
             self.release(case_id)
+
+
+@dataclass
+class _Scheduler(CaseLocks):
+    """Runs the cases a cache lookup left over, holding each one's lock while it is
+    computed; cases another run holds are deferred and picked up from the cache when
+    that run lets go of them.
+
+    Yields ``(outcome, from_cache)``: computed here, or found in the cache once the run
+    that held the case was done with it.
+    """
 
     def run(self, cases: list[Case], backend: _Backend) -> Iterator[tuple[_Outcome, bool]]:
         pending = deque(cases)
@@ -685,7 +695,7 @@ def run_cohort(
 
     todo.sort(key=cost, reverse=True)  # largest first: no straggler at the end
     bar = _progress(len(cohort), n_cached, enabled=progress, desc=task.stage_name)
-    runner = _Scheduler(task, cache, keys, stamps)
+    runner = _Scheduler(cache, keys, stamps, task)
     backend = _backend(task, jobs, scheduler) if todo else _InProcess(task)
     try:
         for outcome, from_cache in runner.run(todo, backend):

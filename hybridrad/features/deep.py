@@ -82,6 +82,7 @@ from hybridrad.io.labels import LabelMap, load_label_map
 from hybridrad.io.manifest import Case, Cohort
 from hybridrad.provenance import canonical_json, file_sha256, library_versions
 from hybridrad.runner import (
+    CaseLocks,
     CaseOutput,
     CohortResult,
     ResultCache,
@@ -1102,52 +1103,23 @@ class _Precomputed:
         return self.task.plan()
 
 
-class _Claims:
-    """The batched path's hold on cases in a shared cache.
+@dataclass
+class _Claims(CaseLocks):
+    """The batched path's hold on cases in a shared cache: the runner's
+    :class:`~hybridrad.runner.CaseLocks`, plus :meth:`done`, which stores a finished case's
+    output and lets its lock go.
 
-    :meth:`take` takes a case's lock (:meth:`ResultCache.lock`) without waiting, as the
-    runner does: a case another run holds, or whose entry appeared meanwhile, is left
-    out (the final runner pass reads it from the cache, or computes it when that run
-    failed on it). :meth:`done` stores a finished case's output and lets its lock go.
-    Without a cache every case is taken and nothing is stored.
+    A case another run holds, or whose entry appeared meanwhile, is not taken: the final
+    runner pass reads it from the cache, or computes it when that run failed on it.
     """
 
-    def __init__(
-        self,
-        cache: ResultCache | None,
-        keys: Mapping[str, str],
-        stamps: Mapping[str, tuple[int, int] | None] | None = None,
-    ) -> None:
-        self.cache = cache
-        self.keys = keys
-        self.stamps = stamps or {}
-        self.held: dict[str, Any] = {}
-        self.stored: set[str] = set()
+    stored: set[str] = field(default_factory=set)
 
     def take(self, case: Case) -> bool:
-        key = self.keys.get(case.case_id)
-        if self.cache is None or key is None:  # no cache, or no key (the runner reports it)
-            return True
-        try:
-            lock = self.cache.lock(key)
-            lock.acquire(timeout=0)
-        except Exception as exc:
-            from filelock import Timeout
-
-            if isinstance(exc, Timeout):
-                log.info("case %s: computed by another run; left to it", case.case_id)
-                return False
-            log.warning("cannot lock case %s (%s); computing it unlocked", case.case_id, exc)
-            return True
-        if (  # finished by another run since the first lookup
-            self.cache.stamp(key) != self.stamps.get(case.case_id)
-            and self.cache.get(key) is not None
-        ):
-            with contextlib.suppress(Exception):
-                lock.release()
-            return False
-        self.held[case.case_id] = lock
-        return True
+        taken = self.claim(case)
+        if taken is False:
+            log.info("case %s: computed by another run; left to it", case.case_id)
+        return taken is True
 
     def done(self, case_id: str, output: CaseOutput | BaseException) -> None:
         key = self.keys.get(case_id)
@@ -1159,16 +1131,6 @@ class _Claims:
         except OSError as exc:  # the final runner pass stores it (or says why not)
             log.warning("case %s: cache entry not written now (%s)", case_id, exc)
         finally:
-            self.release(case_id)
-
-    def release(self, case_id: str) -> None:
-        lock = self.held.pop(case_id, None)
-        if lock is not None:
-            with contextlib.suppress(Exception):
-                lock.release()
-
-    def release_all(self) -> None:
-        for case_id in list(self.held):
             self.release(case_id)
 
 

@@ -329,35 +329,17 @@ class Cohort:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"manifest not found: {p}")
-        if p.stat().st_size == 0:
-            raise EmptyInputError(
-                f"manifest {p} has no cases: the file is empty (0 bytes). Write a header row "
-                f"({CASE_ID}, one column per sequence, optionally {MASK}) and one row per case."
-            )
-        try:
-            table = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-        except pd.errors.EmptyDataError as exc:
-            raise EmptyInputError(
-                f"manifest {p} has no cases: the file holds no header and no rows. Write a "
-                f"header row ({CASE_ID}, one column per sequence) and one row per case."
-            ) from exc
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ManifestError(
-                f"cannot read manifest {p} as CSV: {exc}. Save it as a UTF-8 CSV with a "
-                f"header row ({CASE_ID}, one column per sequence) and one row per case."
-            ) from exc
-        if not isinstance(table.index, pd.RangeIndex):  # pandas took extra fields as an index
-            raise ManifestError(
-                f"cannot read manifest {p} as CSV: its rows hold more fields than its header "
-                f"names ({', '.join(map(str, table.columns))}); a cell holds an unquoted comma, "
-                "or the header lacks column names. Quote such cells, or name every column."
-            )
-        if table.empty:
-            header = ", ".join(map(str, table.columns))
-            raise EmptyInputError(
-                f"manifest {p} has no cases: it holds a header ({header}) but no rows. Add "
-                "one row per case."
-            )
+        table = _read_user_csv(
+            p,
+            "manifest",
+            "cases",
+            f"a header row ({CASE_ID}, one column per sequence, optionally {MASK})",
+            EmptyInputError,
+            ManifestError,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
         if isinstance(clinical, pd.DataFrame) or clinical is None:
             clin = clinical
         else:
@@ -449,6 +431,47 @@ class Cohort:
         )
 
 
+def _read_user_csv(
+    p: Path,
+    what: str,
+    nothing: str,
+    header: str,
+    empty: type[Exception],
+    bad: type[Exception],
+    **read_kwargs: Any,
+) -> pd.DataFrame:
+    """Read a CSV a user wrote (manifest, clinical table), refusing what pandas would
+    misread: an empty file, a header without rows (``empty``), text that is not UTF-8 CSV
+    and rows with more fields than the header (``bad``); messages name ``what`` and ``p``
+    and describe the ``header`` to write."""
+    none = f"{what} {p} has no {nothing}"
+    if p.stat().st_size == 0:
+        raise empty(f"{none}: the file is empty (0 bytes). Write {header} and one row per case.")
+    try:
+        table = pd.read_csv(p, **read_kwargs)
+    except pd.errors.EmptyDataError as exc:
+        raise empty(
+            f"{none}: the file holds no header and no rows. Write {header} and one row per case."
+        ) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise bad(
+            f"cannot read {what} {p} as CSV: {exc}. Save it as a UTF-8 CSV with {header} and "
+            "one row per case."
+        ) from exc
+    if not isinstance(table.index, pd.RangeIndex):  # pandas took extra fields as an index
+        raise bad(
+            f"cannot read {what} {p} as CSV: its rows hold more fields than its header names "
+            f"({', '.join(map(str, table.columns))}); a cell holds an unquoted comma, or the "
+            "header lacks column names. Quote such cells, or name every column."
+        )
+    if table.empty:
+        raise empty(
+            f"{none}: it holds a header ({', '.join(map(str, table.columns))}) but no rows. "
+            "Add one row per case."
+        )
+    return table
+
+
 def read_clinical(path: str | os.PathLike[str], *, id_column: str = CASE_ID) -> pd.DataFrame:
     """Read a clinical CSV, indexed by ``case_id`` (as strings).
 
@@ -466,33 +489,15 @@ def read_clinical(path: str | os.PathLike[str], *, id_column: str = CASE_ID) -> 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"clinical table not found: {p}")
-    if p.stat().st_size == 0:
-        raise ClinicalError(
-            f"clinical table {p} has no rows: the file is empty (0 bytes). Write a header "
-            f"row ({id_column} and the clinical columns) and one row per case."
-        )
-    try:
-        table = pd.read_csv(p, dtype={id_column: str})  # ids as text: "007" stays "007"
-    except pd.errors.EmptyDataError as exc:
-        raise ClinicalError(
-            f"clinical table {p} has no rows: the file holds no header and no rows. Write a "
-            f"header row ({id_column} and the clinical columns) and one row per case."
-        ) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ClinicalError(
-            f"cannot read clinical table {p} as CSV: {exc}. Save it as a UTF-8 CSV."
-        ) from exc
-    if not isinstance(table.index, pd.RangeIndex):  # pandas took extra fields as an index
-        raise ClinicalError(
-            f"cannot read clinical table {p} as CSV: its rows hold more fields than its header "
-            f"names ({', '.join(map(str, table.columns))}); a cell holds an unquoted comma, or "
-            "the header lacks column names. Quote such cells, or name every column."
-        )
-    if table.empty:
-        raise ClinicalError(
-            f"clinical table {p} has no rows: it holds a header "
-            f"({', '.join(map(str, table.columns))}) but no cases. Add one row per case."
-        )
+    table = _read_user_csv(
+        p,
+        "clinical table",
+        "rows",
+        f"a header row ({id_column} and the clinical columns)",
+        ClinicalError,
+        ClinicalError,
+        dtype={id_column: str},  # ids as text: "007" stays "007"
+    )
     if id_column not in table.columns:
         raise ClinicalError(
             f"clinical table {p} has no {id_column!r} column (columns: {list(table.columns)}); "
