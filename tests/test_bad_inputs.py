@@ -715,63 +715,62 @@ def _(root: Path) -> list[str]:
     return _segment(root, "--model", str(root / "nomodel"))
 
 
-@row("segment-model-garbage-weights", 2, "ModelDirError", "model.pt")
-def _(root: Path) -> list[str]:
+def _model_copy(root: Path) -> Path:
+    """A writable copy of the shipped glioma-flair model folder."""
     from hybridrad.segment.registry import resolve_model
 
     model = root / "model"
     shutil.copytree(resolve_model("glioma-flair"), model)
-    (model / "model.pt").write_bytes(b"garbage" * 100)
-    return _segment(root, "--model", str(model), "--sequences", "flair")
+    return model
 
 
-@row("segment-model-pickle-payload", 2, "ModelDirError", "model.pt")
-def _(root: Path) -> list[str]:
+def _plant_payload(model: Path, marker: Path) -> None:
+    """Replace the weights with a pickle that would create ``marker`` if it ever ran."""
     torch = pytest.importorskip("torch")
-    from hybridrad.segment.registry import resolve_model
-
-    model = root / "model"
-    shutil.copytree(resolve_model("glioma-flair"), model)
-    marker = root / "PWNED"
 
     class Payload:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
     torch.save({"state_dict": Payload()}, model / "model.pt")
-    return _segment(root, "--model", str(model), "--sequences", "flair")
+
+
+def _segment_with(model: Path) -> list[str]:
+    return _segment(model.parent, "--model", str(model), "--sequences", "flair")
+
+
+@row("segment-model-garbage-weights", 2, "ModelDirError", "model.pt")
+def _(root: Path) -> list[str]:
+    model = _model_copy(root)
+    (model / "model.pt").write_bytes(b"garbage" * 100)
+    return _segment_with(model)
+
+
+@row("segment-model-pickle-payload", 2, "ModelDirError", "model.pt")
+def _(root: Path) -> list[str]:
+    model = _model_copy(root)
+    _plant_payload(model, root / "PWNED")
+    return _segment_with(model)
 
 
 @row("segment-model-pickle-payload-rehashed", 2, "ModelDirError", "weights_only=True")
 def _(root: Path) -> list[str]:
     """An attacker who recomputes the recorded hash still cannot make the file run code."""
-    torch = pytest.importorskip("torch")
     from hybridrad.provenance import file_sha256
-    from hybridrad.segment.registry import resolve_model
 
-    model = root / "model"
-    shutil.copytree(resolve_model("glioma-flair"), model)
-    marker = root / "PWNED"
-
-    class Payload:
-        def __reduce__(self) -> tuple[object, tuple[str]]:
-            return (os.system, (f"touch {marker}",))
-
-    torch.save({"state_dict": Payload()}, model / "model.pt")
+    model = _model_copy(root)
+    _plant_payload(model, root / "PWNED")
     meta = json.loads((model / "model.json").read_text())
     meta["weights"]["sha256"] = file_sha256(model / "model.pt")
     (model / "model.json").write_text(json.dumps(meta))
-    return _segment(root, "--model", str(model), "--sequences", "flair")
+    return _segment_with(model)
 
 
 @row("segment-model-json-edited", 2, "ModelDirError", "model.json")
 def _(root: Path) -> list[str]:
-    from hybridrad.segment.registry import resolve_model
-
-    model = root / "model"
-    shutil.copytree(resolve_model("glioma-flair"), model)
+    model = _model_copy(root)
     (model / "model.json").write_text("{not json")
-    return _segment(root, "--model", str(model), "--sequences", "flair")
+    return _segment_with(model)
 
 
 @row("segment-sequence-mismatch", 2, "SequenceMismatchError", "t1c")
@@ -784,29 +783,28 @@ def _(root: Path) -> list[str]:
     return _segment(root, "--model", "glioma-flare")
 
 
+def _deep(root: Path, encoder: Path, *extra: str) -> list[str]:
+    return ["deep-features", str(root / "manifest.csv"), "--encoder", f"torchscript:{encoder}",
+            "--out", str(root.parent / "d.parquet"), "--no-progress", *extra]  # fmt: skip
+
+
 @row("deep-torchscript-untrusted", 2, "UntrustedCodeError", "enc.ts", "--trust-code")
 def _(root: Path) -> list[str]:
     torch = pytest.importorskip("torch")
     module = torch.jit.script(torch.nn.Conv3d(2, 4, 3))
     module.save(str(root / "enc.ts"))
-    return ["deep-features", str(root / "manifest.csv"), "--encoder",
-            f"torchscript:{root / 'enc.ts'}", "--out", str(root.parent / "d.parquet"),
-            "--no-progress"]  # fmt: skip
+    return _deep(root, root / "enc.ts")
 
 
 @row("deep-encoder-missing", 2, "EncoderError", "noenc")
 def _(root: Path) -> list[str]:
-    return ["deep-features", str(root / "manifest.csv"), "--encoder",
-            f"torchscript:{root / 'noenc.ts'}", "--out", str(root.parent / "d.parquet"),
-            "--no-progress", "--trust-code"]  # fmt: skip
+    return _deep(root, root / "noenc.ts", "--trust-code")
 
 
 @row("deep-encoder-garbage", 2, "EncoderError", "bad.ts")
 def _(root: Path) -> list[str]:
     (root / "bad.ts").write_bytes(b"not a zip" * 20)
-    return ["deep-features", str(root / "manifest.csv"), "--encoder",
-            f"torchscript:{root / 'bad.ts'}", "--out", str(root.parent / "d.parquet"),
-            "--no-progress", "--trust-code"]  # fmt: skip
+    return _deep(root, root / "bad.ts", "--trust-code")
 
 
 @row("predict-model-missing", 2, "nomodel")
