@@ -163,12 +163,6 @@ def combat_estimates(
         Relative convergence criterion of the parametric iteration.
     max_iter : int, default=1000
         Cap on the parametric iterations.
-    impute : bool, default=False
-        Fill missing values of the harmonised columns with their training medians
-        (what ``SimpleImputer(strategy="median")`` fitted on the same cases does) before
-        estimating and removing the site effects, so ComBat can run before imputation
-        inside a pipeline.
-
     Returns
     -------
     dict
