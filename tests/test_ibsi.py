@@ -1,156 +1,185 @@
-"""pyradiomics against the IBSI 1 reference values (digital phantom, CT phantom A-E).
+"""The IBSI feature table shipped as data, and pyradiomics output in IBSI terms.
 
-Every (IBSI feature, aggregation) that pyradiomics reaches through
-:mod:`hybridrad.features.ibsi` is compared with the IBSI consensus value: to the printed
-significant digits on the digital phantom, within the IBSI tolerance on the CT phantom.
-Known deviations (``CONFIG_DEVIATIONS``) are strict xfails, so an upstream fix shows up.
-Regenerate the conformance table with ``python benchmarks/ibsi_table.py``.
+:func:`hybridrad.features.ibsi.load_ibsi_features` reads
+``hybridrad/features/data/ibsi_features.csv``, which was generated from the former in-code
+table ``IBSI_FEATURES`` (109 rows). The quoted rows below pin it to the IBSI 1 reference
+manual; the conformance on the IBSI phantoms is ``tests/test_ibsi_conformance.py``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from hybridrad.errors import HybridradError
+from hybridrad.features import ibsi
 from hybridrad.features.ibsi import (
-    BENCHMARK_CONFIGS,
-    CONFIG_DEVIATIONS,
     IBSI_FEATURES,
-    compare_with_reference,
-    load_reference,
-    pyradiomics_aggregation,
-    run_benchmark_config,
+    TRANSFORMS,
+    ibsi_table,
+    load_ibsi_features,
     to_ibsi,
-    within_reference,
 )
-from hybridrad.features.radiomics import RadiomicsConfig
 
-pytestmark = pytest.mark.data
+MORPH = "Morphological features"
+STAT = "Intensity-based statistical features"
+IH = "Intensity histogram features"
+GLCM = "Grey level co-occurrence based features"
+GLRLM = "Grey level run length based features"
+GLSZM = "Grey level size zone based features"
+NGTDM = "Neighbourhood grey tone difference based features"
+NGLDM = "Neighbouring grey level dependence based features"
 
-logging.getLogger("radiomics").setLevel(logging.ERROR)
+_MANUAL = "IBSI 1 reference manual (Zwanenburg et al., arXiv 1612.07003), chapter Image features"
 
-_CONFIGS = {c.name: c for c in BENCHMARK_CONFIGS}
-_TEXTURE = ("glcm", "glrlm", "glszm", "ngtdm", "gldm")
-
-
-def _aggregations(config: str, cls: str) -> list[str]:
-    """The IBSI aggregations pyradiomics produces for ``cls`` in ``config``."""
-    two_d = {"digital_phantom": (False, True), "A": (True,), "B": (True,)}.get(config, (False,))
-    out: list[str] = []
-    for force2d in two_d:
-        if force2d and cls not in _TEXTURE and config == "digital_phantom":
-            continue
-        for norm in (None, "no_weighting") if cls in ("glcm", "glrlm") else (None,):
-            agg = pyradiomics_aggregation(cls, force2d=force2d, weighting_norm=norm)
-            if agg is not None and agg not in out:
-                out.append(agg)
-    return out
-
-
-def _cases() -> list[object]:
-    cases: list[object] = []
-    for config in _CONFIGS:
-        for feat in IBSI_FEATURES:
-            for agg in _aggregations(config, feat.aggregation_class):
-                marks = []
-                reason = CONFIG_DEVIATIONS[config].get(feat.code)
-                if reason:
-                    marks.append(pytest.mark.xfail(strict=True, reason=reason))
-                cases.append(
-                    pytest.param(
-                        config, feat.code, agg, marks=marks, id=f"{config}-{feat.code}-{agg}"
-                    )
-                )
-    return cases
-
-
-@pytest.fixture(scope="module")
-def ibsi_dir(data_dir: Path) -> Path:
-    path = data_dir / "ibsi"
-    if not path.is_dir():
-        pytest.skip(f"IBSI reference data not found under {data_dir}")
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(ibsi_dir: Path) -> pd.DataFrame:
-    return load_reference(ibsi_dir)
+# (IBSI code, family, IBSI name) quoted from the IBSI 1 reference manual, then the
+# pyradiomics feature, status and transform the former in-code table gave the code.
+_QUOTED = [
+    # manual, "Morphological features": "Volume (mesh)", identifier RNU0
+    (("RNU0", MORPH, "Volume (mesh)"), ("shape", "MeshVolume", "agree", "identity")),
+    # manual, "Morphological features": "Compactness 2", identifier BQWJ
+    (("BQWJ", MORPH, "Compactness 2"), ("shape", "Sphericity", "corrected", "compactness2")),
+    # manual, "Morphological features": "Major axis length", identifier TDIC
+    (("TDIC", MORPH, "Major axis length"), ("shape", "MajorAxisLength", "corrected", "pca_axis")),
+    # manual, "Intensity-based statistical features": "(Excess) intensity kurtosis", IPH6
+    (
+        ("IPH6", STAT, "(Excess) intensity kurtosis"),
+        ("firstorder", "Kurtosis", "corrected", "excess_kurtosis"),
+    ),
+    # manual, "Intensity-based statistical features": "10th intensity percentile", QG58
+    (
+        ("QG58", STAT, "10th intensity percentile"),
+        ("firstorder", "10Percentile", "agree", "identity"),
+    ),
+    # manual, "Intensity histogram features": "Discretised intensity entropy", TLU2
+    (("TLU2", IH, "Discretised intensity entropy"), ("firstorder", "Entropy", "agree", "identity")),
+    # manual, "Grey level co-occurrence based features": "Joint maximum", identifier GYBY
+    (("GYBY", GLCM, "Joint maximum"), ("glcm", "MaximumProbability", "agree", "identity")),
+    # manual, "Grey level co-occurrence based features": "Sum variance", identifier OEEB
+    (("OEEB", GLCM, "Sum variance"), ("glcm", "ClusterTendency", "agree", "identity")),
+    # manual, "Grey level run length based features": "Short runs emphasis", identifier 22OV
+    (("22OV", GLRLM, "Short runs emphasis"), ("glrlm", "ShortRunEmphasis", "agree", "identity")),
+    # manual, "Grey level size zone based features": "Zone size entropy", identifier GU8N
+    (("GU8N", GLSZM, "Zone size entropy"), ("glszm", "ZoneEntropy", "agree", "identity")),
+    # manual, "Neighbourhood grey tone difference based features": "Coarseness", QCDE
+    (("QCDE", NGTDM, "Coarseness"), ("ngtdm", "Coarseness", "agree", "identity")),
+    # manual, "Neighbouring grey level dependence based features":
+    # "Normalised grey level non-uniformity", identifier 5SPA
+    (
+        ("5SPA", NGLDM, "Normalised grey level non-uniformity"),
+        ("firstorder", "Uniformity", "corrected", "identity"),
+    ),
+]
 
 
-@pytest.fixture(scope="module")
-def measured(ibsi_dir: Path) -> dict[str, pd.DataFrame]:
-    """pyradiomics on every IBSI data set, computed lazily once per module."""
-    cache: dict[str, pd.DataFrame] = {}
+def test_loader_reads_the_shipped_table_once() -> None:
+    feats = load_ibsi_features()
+    assert feats is load_ibsi_features() is IBSI_FEATURES  # cached
+    assert len(feats) == 109
+    assert Counter(f.status for f in feats) == {"agree": 100, "corrected": 9}
+    assert Counter(f.family for f in feats) == {
+        MORPH: 15, STAT: 15, IH: 2, GLCM: 25, GLRLM: 16, GLSZM: 16, NGTDM: 5, NGLDM: 15,
+    }  # fmt: skip
+    names = {v: k for k, v in TRANSFORMS.items()}
+    assert Counter(names[f.transform] for f in feats) == {
+        "identity": 101, "pca_axis": 3, "excess_kurtosis": 1, "compactness1": 1,
+        "compactness2": 1, "spherical_disproportion": 1, "asphericity": 1,
+    }  # fmt: skip
+    assert [f.code for f in feats if f.aggregation_class != f.pyrad_class] == ["5SPA"]
 
-    class _Lazy(dict[str, pd.DataFrame]):
-        def __missing__(self, key: str) -> pd.DataFrame:
-            cache[key] = run_benchmark_config(ibsi_dir, _CONFIGS[key])
-            self[key] = cache[key]
-            return cache[key]
 
-    return _Lazy()
-
-
-@pytest.mark.parametrize(("config", "code", "aggregation"), _cases())
-def test_feature_matches_ibsi(
-    config: str,
-    code: str,
-    aggregation: str,
-    measured: dict[str, pd.DataFrame],
-    reference: pd.DataFrame,
+@pytest.mark.parametrize(("ibsi_row", "mapping"), _QUOTED, ids=[q[0][0] for q in _QUOTED])
+def test_loaded_rows_match_the_ibsi_manual(
+    ibsi_row: tuple[str, str, str], mapping: tuple[str, str, str, str]
 ) -> None:
-    got = measured[config]
-    row = got[(got.ibsi_code == code) & (got.aggregation == aggregation)]
-    assert len(row) == 1, f"pyradiomics did not produce {code} ({aggregation}) for {config}"
-    ref = reference[
-        (reference.config == config)
-        & (reference.ibsi_code == code)
-        & (reference.aggregation == aggregation)
-    ]
-    assert len(ref) == 1, f"no reference row for {code} ({aggregation}) in {config}"
-    expected, tol = float(ref.value.iloc[0]), float(ref.tolerance.iloc[0])
-    if math.isnan(expected):
-        pytest.skip(f"the IBSI manual gives no reference for {code} in config {config}")
-    value = float(row.value.iloc[0])
-    tolerance = None if config == "digital_phantom" else tol
-    assert within_reference(value, expected, tolerance), (
-        f"{config} {code} {row.feature.iloc[0]} ({aggregation}): pyradiomics "
-        f"{row.pyradiomics.iloc[0]} -> {value:.6g}, IBSI {expected:.6g}"
-        + (f" +/- {tol:.3g}" if tolerance is not None else " (printed digits)")
+    feat = {f.code: f for f in load_ibsi_features()}[ibsi_row[0]]
+    assert (feat.code, feat.family, feat.name) == ibsi_row, _MANUAL
+    cls, feature, status, transform = mapping
+    assert (feat.pyrad_class, feat.pyrad_feature, feat.status) == (cls, feature, status)
+    assert feat.transform is TRANSFORMS[transform]
+
+
+def test_loaded_notes_and_transforms() -> None:
+    feats = {f.code: f for f in load_ibsi_features()}
+    assert feats["SKGS"].note == (
+        "derived from pyradiomics Sphericity (= (36 pi V^2)^(1/3) / A, mesh based): "
+        "C1 = sphericity^(3/2) / (6 pi)"
+    )
+    assert feats["SKGS"].transform(0.5) == 0.5**1.5 / (6.0 * math.pi)
+    assert feats["KRCK"].transform(0.5) == 2.0
+    assert feats["25C7"].transform(0.5) == 1.0
+    assert feats["IPH6"].transform(2.645) == 2.645 - 3.0
+    assert feats["5SPA"].aggregation_class == "gldm"
+    assert (
+        feats["N8CA"].note
+        == "equal only with voxelArrayShift: 0 (pyradiomics squares intensity + shift)"
+    )
+    assert feats["FCBV"].note == (
+        "pyradiomics GLDM with gldm_a=0 and distance 1 is the IBSI NGLDM (coarseness 0)"
     )
 
 
-@pytest.mark.parametrize("config", list(_CONFIGS))
-def test_no_unexplained_deviation(
-    config: str, measured: dict[str, pd.DataFrame], reference: pd.DataFrame
-) -> None:
-    table = compare_with_reference(measured[config], reference, config)
-    bad = table[(table.verdict == "deviates") & (table.reason == "unexplained")]
-    assert bad.empty, bad[["ibsi_code", "feature", "aggregation", "measured", "value"]]
-    # every computed IBSI feature was compared (none silently without a reference row)
-    assert table.measured.notna().sum() == len(measured[config])
+def test_mapping_table_is_consistent() -> None:
+    codes = [f.code for f in IBSI_FEATURES]
+    assert len(codes) == len(set(codes))
+    for f in IBSI_FEATURES:
+        assert len(f.code) == 4
+        assert f.status in ("agree", "corrected", "deviates")
+        assert f.status == "agree" or f.note
+        assert (f.transform is TRANSFORMS["identity"]) or f.status == "corrected"
+    table = ibsi_table()
+    assert table["ibsi_code"].tolist() == codes
+    assert table.loc[table.ibsi_code == "GYBY", "pyradiomics"].item() == "glcm_MaximumProbability"
 
 
-def test_ibsi_preset_extractor_path(ibsi_dir: Path, reference: pd.DataFrame) -> None:
-    """``RadiomicsConfig.load("ibsi").extractor()`` + ``to_ibsi`` reproduces the phantom."""
-    import SimpleITK as sitk
+@pytest.mark.data
+def test_names_are_those_of_the_ibsi_reference_values(data_dir: Path) -> None:
+    """Family and name of every row = the IBSI manual's tables (shared reference data)."""
+    path = data_dir / "ibsi" / "ibsi_1_reference_values" / "ibsi_1_reference_values_long.csv"
+    if not path.is_file():
+        pytest.skip(f"IBSI reference values not found: {path}")
+    ref = pd.read_csv(path).drop_duplicates("ibsi_code").set_index("ibsi_code")
+    for f in IBSI_FEATURES:
+        assert f.code in ref.index, f.code
+        assert f.family == ref.loc[f.code, "family"], f.code
+        printed = str(ref.loc[f.code, "feature"]).replace("\\ :sup:`th`", "th")
+        assert f.name == printed, f.code
 
-    root = ibsi_dir / "ibsi_1_digital_phantom" / "nifti"
-    image = sitk.ReadImage(str(root / "image" / "phantom.nii.gz"))
-    mask = sitk.ReadImage(str(root / "mask" / "mask.nii.gz"))
-    out = to_ibsi(RadiomicsConfig.load("ibsi").extractor().execute(image, mask))
-    ref = reference[reference.config == "digital_phantom"]
-    merged = out.merge(ref, on=["ibsi_code", "aggregation"], suffixes=("", "_ref"))
-    assert len(merged) == len(out) > 100
-    ok = [within_reference(v, r) for v, r in zip(merged.value, merged.value_ref, strict=True)]
-    assert all(ok), merged.loc[[not x for x in ok], ["ibsi_code", "value", "value_ref"]]
+
+_HEADER = (
+    "ibsi_code,family,feature,pyradiomics_class,pyradiomics_feature,"
+    "status,transform,aggregation_class,note"
+)
+_ROW = "GYBY,fam,Joint maximum,glcm,MaximumProbability,agree,identity,glcm,"
 
 
-# --- no data needed ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# only a comment\n", "the header is nothing"),
+        ("code,family\n" + _ROW, "the header is ['code', 'family']"),
+        (f"{_HEADER}\n# c\n{_ROW}\n{_ROW}\n", "line 4: ibsi_code GYBY appears twice"),
+        (f"{_HEADER}\n{_ROW.replace('agree', 'fine')}\n", "status 'fine' is not one of"),
+        (f"{_HEADER}\n{_ROW.replace('identity', 'sqrt')}\n", "transform 'sqrt' is not one of"),
+        (f"{_HEADER}\n{_ROW},a, b\n", "line 2: 11 fields, expected 9"),
+    ],
+)
+def test_malformed_table_is_refused_with_the_line(text: str, message: str) -> None:
+    with pytest.raises(HybridradError) as err:
+        ibsi._parse_features(text, "test.csv")
+    assert str(err.value).startswith("test.csv")
+    assert message in str(err.value)
+
+
+def test_parse_skips_comments_and_blank_lines() -> None:
+    feats = ibsi._parse_features(f"# a\n{_HEADER}\n\n# b\n{_ROW}\n", "test.csv")
+    assert [(f.code, f.pyrad_key, f.aggregation_class) for f in feats] == [
+        ("GYBY", "glcm_MaximumProbability", "glcm")
+    ]
 
 
 def test_to_ibsi_corrections_and_names() -> None:
@@ -172,13 +201,3 @@ def test_to_ibsi_corrections_and_names() -> None:
     assert "ACUI" not in out.index  # filtered image types are not IBSI 1
     no_n = to_ibsi({"original_shape_MajorAxisLength": 10.0}).set_index("ibsi_code")
     assert no_n.loc["TDIC", "status"] == "deviates"
-
-
-def test_mapping_table_is_consistent() -> None:
-    codes = [f.code for f in IBSI_FEATURES]
-    assert len(codes) == len(set(codes))
-    for f in IBSI_FEATURES:
-        assert len(f.code) == 4
-        assert f.status in ("agree", "corrected", "deviates")
-        assert f.status == "agree" or f.note
-    assert set(CONFIG_DEVIATIONS) == set(_CONFIGS)
