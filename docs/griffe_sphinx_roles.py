@@ -12,6 +12,7 @@ as they are.
 - ``~`` shows the last component only, as in Sphinx: ``:func:`~a.b.c``` shows ``c``.
 - A bare name (``:class:`LabelMap```) is looked up in the docstring's own module, then
   among the members of the documented object's class.
+- ``:math:`S(t \\mid x)``` becomes inline code.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def _resolve(target: str, obj: griffe.Object) -> str:
     return target
 
 
+MATH = re.compile(r":math:`(?P<formula>[^`]+)`")
+
+
 def rewrite(text: str, obj: griffe.Object) -> str:
     """``text`` with every Sphinx role replaced by an optional autorefs reference."""
 
@@ -64,7 +68,7 @@ def rewrite(text: str, obj: griffe.Object) -> str:
         identifier = html.escape(_resolve(target, obj), quote=True)
         return f'<autoref identifier="{identifier}" optional>`{title}`</autoref>'
 
-    return ROLE.sub(replace, text)
+    return MATH.sub(r"`\g<formula>`", ROLE.sub(replace, text))
 
 
 class SphinxRoles(griffe.Extension):

@@ -7,28 +7,27 @@ sha256 of its weights and the patch it was built for (size, spacing, normalisati
 
 Sources (:func:`resolve_encoder` parses a spec string):
 
-``segmentation[:MODEL_DIR]``
-    The down path of a hybridrad segmentation model (default: the shipped model).
-``fmcib:WEIGHTS``
-    The FMCIB foundation model (MONAI ``resnet50(widen_factor=2, conv1_t_stride=2,
-    n_input_channels=1, feed_forward=False)``; 4096-d ``layer4`` pooled output; 50^3
-    patches at 1 mm, input ``(HU + 1024) / 3072`` clipped to [0, 1]). The upstream
-    checkpoint (a dict with ``trunk_state_dict`` and optionally ``head_state_dict``), a
-    Lightning/Med3D-style dict with ``state_dict`` (``model.trunk.`` / ``module.``
-    prefixes) and a plain state dict are all read.
-``medicalnet-resnetNN:WEIGHTS`` (NN in 10, 18, 34, 50, ...)
-    MedicalNet 3D ResNets (``{"state_dict": {"module.conv1.weight": ...}}``); shortcut
-    type A for resnet10/18/34 and B for deeper ones, 7^3 stride-2 stem. MedicalNet's
-    dilated layer3/layer4 are run undilated (MONAI's ResNet has no dilation).
-``resnetNN:WEIGHTS``
-    A MONAI ResNet state dict (``n_input_channels`` read from the weights).
-``torchscript:FILE`` (or a ``.ts`` / ``.torchscript`` / ``.jit`` file)
-    Any TorchScript module returning a tensor, a list of tensors or a dict of tensors.
-    A TorchScript file holds code that runs when the module is used, so it is loaded
-    only with ``trust_code=True`` (``--trust-code``); otherwise
-    :class:`~hybridrad.errors.UntrustedCodeError` is raised before the file is opened.
-``ENCODER_DIR`` (``encoder.json`` + ``encoder.pt``, e.g. from ``hybridrad pretrain``)
-    A self-supervised encoder; a folder with ``model.json`` is a segmentation model.
+- ``segmentation[:MODEL_DIR]``: The down path of a hybridrad segmentation model (default:
+  the shipped model).
+- ``fmcib:WEIGHTS``: The FMCIB foundation model (MONAI ``resnet50(widen_factor=2,
+  conv1_t_stride=2, n_input_channels=1, feed_forward=False)``; 4096-d ``layer4`` pooled
+  output; 50^3 patches at 1 mm, input ``(HU + 1024) / 3072`` clipped to [0, 1]). The
+  upstream checkpoint (a dict with ``trunk_state_dict`` and optionally ``head_state_dict``),
+  a Lightning/Med3D-style dict with ``state_dict`` (``model.trunk.`` / ``module.`` prefixes)
+  and a plain state dict are all read.
+- ``medicalnet-resnetNN:WEIGHTS`` (NN in 10, 18, 34, 50, ...): MedicalNet 3D ResNets
+  (``{"state_dict": {"module.conv1.weight": ...}}``); shortcut type A for resnet10/18/34 and
+  B for deeper ones, 7^3 stride-2 stem. MedicalNet's dilated layer3/layer4 are run undilated
+  (MONAI's ResNet has no dilation).
+- ``resnetNN:WEIGHTS``: A MONAI ResNet state dict (``n_input_channels`` read from the
+  weights).
+- ``torchscript:FILE`` (or a ``.ts`` / ``.torchscript`` / ``.jit`` file): Any TorchScript
+  module returning a tensor, a list of tensors or a dict of tensors. A TorchScript file
+  holds code that runs when the module is used, so it is loaded only with
+  ``trust_code=True`` (``--trust-code``); otherwise
+  :class:`~hybridrad.errors.UntrustedCodeError` is raised before the file is opened.
+- ``ENCODER_DIR`` (``encoder.json`` + ``encoder.pt``, e.g. from ``hybridrad pretrain``): A
+  self-supervised encoder; a folder with ``model.json`` is a segmentation model.
 
 Weights are read with ``torch.load(..., weights_only=True)`` (or safetensors) and metadata
 from JSON; nothing is unpickled, no code from a file runs (TorchScript only with

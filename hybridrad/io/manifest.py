@@ -2,16 +2,13 @@
 
 A manifest is a CSV with one row per case:
 
-``case_id``
-    Unique case identifier (required).
-``mask``
-    Optional path to the segmentation mask; its values are read with a :class:`LabelMap`.
-``site``
-    Optional acquisition site / scanner (used by harmonisation).
-any other column
-    One image sequence each; the column name is the sequence name (``t1``, ``t1c``,
-    ``t2``, ``flair``, ``ct`` ...). Pass ``sequences=`` to pick some and keep the rest as
-    metadata.
+- ``case_id``: Unique case identifier (required).
+- ``mask``: Optional path to the segmentation mask; its values are read with a
+  :class:`LabelMap`.
+- ``site``: Optional acquisition site / scanner (used by harmonisation).
+- any other column: One image sequence each; the column name is the sequence name (``t1``,
+  ``t1c``, ``t2``, ``flair``, ``ct`` ...). Pass ``sequences=`` to pick some and keep the
+  rest as metadata.
 
 Paths are relative to the CSV's folder (absolute paths are kept as they are); a relative
 path that climbs out of that folder (``../``) is refused unless ``allow_outside=True``

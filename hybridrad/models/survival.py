@@ -13,30 +13,29 @@ directly):
 * ``predict_survival_function(X, times)`` returns an ``(n_samples, len(times))`` array of
   :math:`S(t \\mid x)`, non-increasing in ``t`` and within ``[0, 1]``.
 
-Estimators defined here
------------------------
-:class:`PenalizedCox`
-    lifelines :class:`~lifelines.CoxPHFitter` (ridge / elastic-net penalty, Efron ties).
-:class:`XGBSurvivalCox`
-    xgboost ``survival:cox`` gradient boosting with a Breslow baseline hazard.
-:class:`XGBSurvivalAFT`
-    xgboost ``survival:aft`` accelerated failure time boosting.
-:class:`XGBLabelClassifier`
-    xgboost classifier that accepts arbitrary (e.g. string) class labels.
+Estimators defined here:
 
-Estimators used directly from their libraries
----------------------------------------------
-``sksurv.linear_model.CoxnetSurvivalAnalysis``
-    Elastic-net Cox. ``predict(X)`` is already a risk score (the linear predictor at the last
-    ``alpha`` of the path, or at ``alpha=``), ``score`` is Harrell's C. Fit it with
-    ``fit_baseline_model=True`` to get survival functions, and evaluate them on a grid with
-    :func:`survival_function_at`. To use one specific penalty, fit with ``alphas=[alpha]``.
-``sksurv.ensemble.RandomSurvivalForest``
-    ``predict(X)`` is a risk score (the sum of the cumulative hazard over the event times),
-    ``score`` is Harrell's C; :func:`survival_function_at` evaluates its survival functions on
-    a grid. It cannot be saved by :mod:`hybridrad.models.persist` (no pickle-free format).
-``sklearn.linear_model.LogisticRegression`` and ``xgboost.XGBClassifier``
-    Classification; use :class:`XGBLabelClassifier` when the labels are not ``0 .. K-1``.
+- :class:`PenalizedCox`: lifelines :class:`~lifelines.CoxPHFitter` (ridge / elastic-net
+  penalty, Efron ties).
+- :class:`XGBSurvivalCox`: xgboost ``survival:cox`` gradient boosting with a Breslow
+  baseline hazard.
+- :class:`XGBSurvivalAFT`: xgboost ``survival:aft`` accelerated failure time boosting.
+- :class:`XGBLabelClassifier`: xgboost classifier that accepts arbitrary (e.g. string) class
+  labels.
+
+Estimators used directly from their libraries:
+
+- ``sksurv.linear_model.CoxnetSurvivalAnalysis``: Elastic-net Cox. ``predict(X)`` is already
+  a risk score (the linear predictor at the last ``alpha`` of the path, or at ``alpha=``),
+  ``score`` is Harrell's C. Fit it with ``fit_baseline_model=True`` to get survival
+  functions, and evaluate them on a grid with :func:`survival_function_at`. To use one
+  specific penalty, fit with ``alphas=[alpha]``.
+- ``sksurv.ensemble.RandomSurvivalForest``: ``predict(X)`` is a risk score (the sum of the
+  cumulative hazard over the event times), ``score`` is Harrell's C;
+  :func:`survival_function_at` evaluates its survival functions on a grid. It cannot be
+  saved by :mod:`hybridrad.models.persist` (no pickle-free format).
+- ``sklearn.linear_model.LogisticRegression`` and ``xgboost.XGBClassifier``: Classification;
+  use :class:`XGBLabelClassifier` when the labels are not ``0 .. K-1``.
 
 :func:`survival_function_at` gives the grid convention for all of them, including a
 :class:`sklearn.pipeline.Pipeline` that ends in any of them.

@@ -2,16 +2,14 @@
 
 A model directory holds
 
-``model.pt``
-    The network's ``state_dict`` (tensors only; read with ``torch.load(...,
-    weights_only=True)``), or ``model.safetensors`` when safetensors is installed.
-``model.json``
-    Metadata: format, network name and kwargs, sequences (channel order), spacing,
-    crop size, normalisation, label map and regions (output channels), inference and
-    postprocessing settings, a hash of the training data, metrics, versions and the
-    sha256 of the weights file.
-``checkpoint.pt`` / ``checkpoint.json``
-    Optional: the last training state, for ``seg-train --resume``.
+- ``model.pt``: The network's ``state_dict`` (tensors only; read with ``torch.load(...,
+  weights_only=True)``), or ``model.safetensors`` when safetensors is installed.
+- ``model.json``: Metadata: format, network name and kwargs, sequences (channel order),
+  spacing, crop size, normalisation, label map and regions (output channels), inference and
+  postprocessing settings, a hash of the training data, metrics, versions and the sha256 of
+  the weights file.
+- ``checkpoint.pt`` / ``checkpoint.json``: Optional: the last training state, for
+  ``seg-train --resume``.
 
 Nothing is pickled.
 """
