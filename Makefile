@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= demo-output
 CHECKED := hybridrad tests benchmarks examples
 
-.PHONY: setup demo test test-slow lint typecheck
+.PHONY: setup demo test test-slow lint typecheck docs
 
 setup:
 	./scripts/setup.sh
@@ -22,7 +22,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: lint typecheck
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test: lint typecheck docs
 	$(BIN)/pytest
 
 test-slow: setup

@@ -25,7 +25,22 @@ if ! .venv/bin/python -c 'import radiomics' 2>/dev/null; then
 fi
 .venv/bin/python -c 'from radiomics import _cmatrices, _cshape' \
   || { echo "pyradiomics C extensions failed to import" >&2; exit 1; }
-# 3. hybridrad itself, editable, with extras.
+# 3. With the dev extras: Chromium (Debian package `chromium`) for the report's browser test.
+#    Installed when missing and this user may install packages (root or password-less sudo);
+#    otherwise the browser test is skipped and says why.
+if [[ ",$EXTRAS," == *",dev,"* ]] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  APT=""
+  if [ "$(id -u)" -eq 0 ]; then APT="apt-get"; elif sudo -n true 2>/dev/null; then APT="sudo apt-get"; fi
+  if [ -n "$APT" ]; then
+    DEBIAN_FRONTEND=noninteractive $APT install -y -q --no-install-recommends chromium >/dev/null \
+      || { DEBIAN_FRONTEND=noninteractive $APT update -q >/dev/null \
+           && DEBIAN_FRONTEND=noninteractive $APT install -y -q --no-install-recommends chromium >/dev/null; } \
+      || echo "warning: could not install chromium; the report's browser test will be skipped" >&2
+  else
+    echo "note: chromium not installed (needs root or sudo); the report's browser test will be skipped" >&2
+  fi
+fi
+# 4. hybridrad itself, editable, with extras.
 $PIP install --quiet -e ".[${EXTRAS}]"
 touch "$STAMP"
 echo "hybridrad environment ready in .venv"

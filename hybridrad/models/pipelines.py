@@ -46,7 +46,7 @@ class StudyConfigError(HybridradError, ValueError):
 class StudyConfig:
     """What ``hybridrad evaluate`` / ``fit`` do; loaded from YAML, unknown keys are errors.
 
-    The defaults are those of the shipped ``configs/studies/default.yaml`` (a test keeps
+    The defaults are those of the shipped ``configs/models/default.yaml`` (a test keeps
     the two equal), so the API, every command and the shipped file mean the same thing.
 
     Attributes
@@ -170,7 +170,7 @@ class StudyConfig:
                 f"({', '.join(sorted(shipped))}) nor an existing YAML file"
             )
         data = read_mapping(
-            path, StudyConfigError, "study config", "See configs/studies/default.yaml."
+            path, StudyConfigError, "study config", "See configs/models/default.yaml."
         )
         try:
             return cls.from_dict(data)
@@ -272,8 +272,8 @@ def _check_type(key: str, value: Any) -> Any:
 
 
 def shipped_studies() -> dict[str, Path]:
-    """Shipped study configurations by name (``configs/studies/<name>.yaml``)."""
-    folder = Path(__file__).resolve().parents[1] / "configs" / "studies"
+    """Shipped study configurations by name (``configs/models/<name>.yaml``)."""
+    folder = Path(__file__).resolve().parents[1] / "configs" / "models"
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
