@@ -15,12 +15,12 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
+from hybridrad.cli.features import add_parsers
 from hybridrad.features.agreement import (
     AGREEMENT_COLUMNS,
     AgreementError,
     ExcludedCasesWarning,
     UndefinedICCWarning,
-    add_parsers,
     contour_agreement,
     feature_agreement,
     icc_consistency,

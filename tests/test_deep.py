@@ -17,7 +17,7 @@ pytest.importorskip("monai")
 
 import torch
 
-from hybridrad.features import deep_cli
+from hybridrad.cli import features as deep_cli
 from hybridrad.features.deep import (
     DeepFeatureTask,
     PatchSpec,

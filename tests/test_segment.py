@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from hybridrad.cli import main  # noqa: E402
+from hybridrad.cli.segment import add_parsers  # noqa: E402
 from hybridrad.datasets.synthetic import make_synthetic_cohort  # noqa: E402
 from hybridrad.errors import ImageDimensionError  # noqa: E402
 from hybridrad.io.labels import LabelMap  # noqa: E402
@@ -28,7 +29,6 @@ from hybridrad.segment import (  # noqa: E402
     channels_to_labels,
     labels_to_channels,
 )
-from hybridrad.segment.cli import add_parsers  # noqa: E402
 from hybridrad.segment.evaluate import evaluate_masks, region_metrics  # noqa: E402
 from hybridrad.segment.infer import Segmenter, postprocess_channels  # noqa: E402
 from hybridrad.segment.model import (  # noqa: E402

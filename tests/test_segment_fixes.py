@@ -23,12 +23,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from hybridrad.cli import main  # noqa: E402
+from hybridrad.cli.segment import add_parsers  # noqa: E402
 from hybridrad.errors import MaskLabelError  # noqa: E402
 from hybridrad.io.labels import LabelMap  # noqa: E402
 from hybridrad.io.manifest import Cohort, safe_filename  # noqa: E402
 from hybridrad.runner import parquet_safe  # noqa: E402
 from hybridrad.segment import SegConfig, SegmentationInputError  # noqa: E402
-from hybridrad.segment.cli import add_parsers  # noqa: E402
 from hybridrad.segment.config import PostprocessConfig  # noqa: E402
 from hybridrad.segment.evaluate import (  # noqa: E402
     EmptyRegionWarning,
@@ -429,7 +429,7 @@ def test_segment_postprocessing_flags(
 
 
 def test_postprocess_flags_override_only_what_is_given() -> None:
-    from hybridrad.segment.cli import _postprocess
+    from hybridrad.cli.segment import _postprocess
 
     model = PostprocessConfig(keep_largest=True, min_size=5, fill_holes=False)
     base = ["segment", "m.csv", "--out", "o"]

@@ -213,7 +213,7 @@ def test_unprefixed_columns_go_to_the_block_with_one_log_line(
 
 
 def test_cli_blocks_match_the_fusion_blocks() -> None:
-    from hybridrad.study.cli import BLOCKS
+    from hybridrad.cli.study import BLOCKS
 
     assert BLOCKS == KNOWN_BLOCKS
 
@@ -389,7 +389,7 @@ def test_study_data_names_the_classes(tables: dict[str, Path]) -> None:
 
 def _config_of(argv: list[str]) -> tuple[str, str, tuple[str, ...]]:
     from hybridrad.cli import build_parser
-    from hybridrad.study.cli import _config, _task
+    from hybridrad.cli.study import _config, _task
 
     args = build_parser().parse_args(
         ["evaluate", "f.csv", "--clinical", "c.csv", "--out", "x", *argv]
@@ -597,8 +597,8 @@ def test_fit_predict_and_score_take_the_same_table_options(
 
 
 def test_score_refuses_to_guess_an_unconventional_positive_class(tmp_path: Path) -> None:
+    from hybridrad.cli.study import CommandLineError, _check_positive_is_unambiguous
     from hybridrad.models.data import StudyData
-    from hybridrad.study.cli import CommandLineError, _check_positive_is_unambiguous
 
     def data(positive: str, negative: str) -> StudyData:
         X = pd.DataFrame({"rad__a": [0.0, 1.0]}, index=["a", "b"])

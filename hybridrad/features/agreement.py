@@ -22,7 +22,6 @@ kept as NaN and named in a warning.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -42,10 +41,9 @@ from hybridrad.features.radiomics import (
     SEP,
     RadiomicsConfig,
     RadiomicsTask,
-    add_extraction_arguments,
 )
 from hybridrad.features.robustness import icc
-from hybridrad.io.manifest import CASE_ID, MASK, Cohort, comma_list
+from hybridrad.io.manifest import CASE_ID, MASK, Cohort
 from hybridrad.provenance import config_hash, file_sha256, library_versions
 from hybridrad.runner import FAILURE_COLUMNS, CohortResult, run_cohort
 
@@ -656,7 +654,7 @@ def contour_agreement(
     )
 
 
-# --- command line ------------------------------------------------------------------------
+# --- terminal summary --------------------------------------------------------------------
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -681,75 +679,3 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         + ", ".join(f"{c} {num(b['median_icc'], '.2f')}" for c, b in summary["by_class"].items()),
     ]
     return "\n".join(lines)
-
-
-def cmd_contour_agreement(args: argparse.Namespace) -> int:
-    """``hybridrad contour-agreement MANIFEST --pred PRED --out OUT``.
-
-    Returns 0, or 1 when some case was excluded (see ``failures.csv``).
-    """
-    from hybridrad.io.manifest import cohort_options
-
-    cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
-    image_types = comma_list(args.image_types)
-    result = contour_agreement(
-        cohort,
-        args.pred,
-        config=args.config,
-        image_types=None if image_types == ["config"] else image_types or ["Original"],
-        sequence=args.sequence,
-        regions=comma_list(args.regions) or None,
-        confidence=args.confidence,
-        jobs=args.jobs,
-        scheduler=args.scheduler,
-        cache_dir=args.cache_dir or args.out / ".hybridrad-cache",
-        progress=not args.no_progress,
-        tolerance=args.tolerance,
-    )
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
-    result.save(args.out, {"command": "hybridrad contour-agreement", "arguments": settings})
-    print(format_summary(result.summary))
-    for row in result.failures.itertuples(index=False):
-        print(f"  excluded: {row.case_id} [{row.mask} mask, {row.stage}] {row.exception}")
-    print(f"outputs in {args.out} (agreement.csv, summary.json, failures.csv, features_*)")
-    return 0 if result.ok else 1
-
-
-def add_parsers(subparsers: Any) -> None:
-    """Add the ``contour-agreement`` subcommand to ``subparsers`` (of ``add_subparsers``)."""
-    p = subparsers.add_parser(
-        "contour-agreement",
-        help="are auto-contours good enough for radiomics? feature ICC, expert vs predicted masks",
-        description="Extract handcrafted features from one image inside the reference "
-        "(manifest) mask and inside the predicted mask of every case, and report per feature "
-        "the ICC(3,1) (consistency, with 95 % CI), the median relative difference and the "
-        "Koo & Li reliability band. Exits 1 when some case was excluded.",
-    )
-    p.add_argument("manifest", type=Path, help="manifest CSV whose mask column is the reference")
-    p.add_argument(
-        "--pred",
-        type=Path,
-        required=True,
-        help="output folder of `hybridrad segment` (manifest.csv) or a folder of "
-        "<case_id>.nii.gz masks",
-    )
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--sequence", help="image the masks are applied to (default: first sequence)")
-    p.add_argument(
-        "--config",
-        default="mri_glioma",
-        help="pyradiomics YAML file or shipped preset (default mri_glioma)",
-    )
-    p.add_argument(
-        "--image-types",
-        default="Original",
-        help="comma-separated image types kept from the config (default Original; "
-        "'config' keeps the config's own)",
-    )
-    p.add_argument("--labels", default="binary", help="label map preset or YAML (default binary)")
-    p.add_argument("--regions", help="comma-separated label-map regions (default: all)")
-    p.add_argument(
-        "--confidence", type=float, default=0.95, help="ICC interval coverage (default 0.95)"
-    )
-    add_extraction_arguments(p, cache_default="OUT/.hybridrad-cache")
-    p.set_defaults(func=cmd_contour_agreement)

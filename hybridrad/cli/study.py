@@ -1,9 +1,8 @@
-"""Command-line handlers of the modelling commands: ``evaluate``, ``fit``, ``predict``,
-``score``.
+"""Modelling commands: ``evaluate``, ``fit``, ``predict``, ``score``.
 
 Every handler parses its arguments into calls of the public API
 (:func:`~hybridrad.study.load_study` and friends); errors are
-:class:`~hybridrad.errors.HybridradError` subclasses that ``hybridrad.cli.main`` turns
+:class:`~hybridrad.errors.HybridradError` subclasses that :func:`hybridrad.cli.main` turns
 into one ``error: ...`` line and exit status 2.
 """
 

@@ -1,7 +1,7 @@
-"""Command-line subcommands ``seg-train``, ``segment`` and ``seg-eval``.
+"""Segmentation commands: ``seg-train``, ``segment``, ``seg-eval`` and ``models``.
 
-Wire them into the main parser with :func:`add_parsers`; each handler returns the exit
-status (0 success, 1 some case failed or an input problem was reported).
+Each handler returns the exit status (0 success, 1 some case failed). torch and MONAI
+are imported only when a handler runs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hybridrad.io.labels import PRESETS
+from hybridrad.cli.common import read_cohort
 
 LINE_WIDTH = 100  # seg-eval's summary never wraps wider than this
 
@@ -26,24 +26,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _cohort(args: argparse.Namespace) -> Any:
-    from hybridrad.io.manifest import Cohort, cohort_options, comma_list
-
-    return Cohort.from_csv(
-        args.manifest,
-        sequences=comma_list(args.sequences) or None,
-        label_map=args.labels,
-        **cohort_options(args),
-    )
-
-
 def cmd_seg_train(args: argparse.Namespace) -> int:
     """``hybridrad seg-train MANIFEST --config C --out MODEL_DIR``."""
     from hybridrad.segment.config import SegConfig
     from hybridrad.segment.evaluate import check_training_labels
     from hybridrad.segment.train import train_model
 
-    cohort = _cohort(args)
+    cohort = read_cohort(args)
     config = SegConfig.load(args.config)
     if args.epochs is not None:
         config.training.epochs = args.epochs
@@ -96,7 +85,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from hybridrad.segment.model import load_model
     from hybridrad.segment.registry import pick_model, resolve_model
 
-    cohort = _cohort(args)
+    cohort = read_cohort(args)
     if args.model is None:
         picked = pick_model(list(cohort.sequences))
         model_dir = picked.path
@@ -140,7 +129,7 @@ def cmd_seg_eval(args: argparse.Namespace) -> int:
     """``hybridrad seg-eval MANIFEST --pred DIR``."""
     from hybridrad.segment.evaluate import evaluate_masks, summary_table
 
-    cohort = _cohort(args)
+    cohort = read_cohort(args)
     out = Path(args.out) if args.out else Path(args.pred) / "evaluation.csv"
     overlays = None if args.no_overlays else out.parent / "overlays"
     table = evaluate_masks(cohort, args.pred, overlay_dir=overlays)
@@ -156,14 +145,47 @@ def cmd_seg_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    """``hybridrad models``: the shipped segmentation models, their inputs and CV Dice."""
+    from hybridrad.segment.registry import models_table
+
+    rows = models_table()
+    if getattr(args, "json", False):
+        print(json.dumps(rows, indent=1))
+        return 0
+    for row in rows:
+        dice = (
+            f"CV Dice mean {row['cv_mean_dice']:.3f}, median {row['cv_median_dice']:.3f}, "
+            f"median HD95 {row['cv_median_hd95_mm']:.1f} mm ({row['cv']})"
+            if row["cv_mean_dice"] is not None
+            else f"validation Dice {row['val_dice']:.3f} (no cross-validation recorded)"
+            if isinstance(row["val_dice"], float) and row["val_dice"] == row["val_dice"]
+            else "no Dice recorded"
+        )
+        print(f"{row['name']}")
+        print(f"  inputs  : {row['inputs']}  ->  {row['output']}  [{row['network']}]")
+        print(f"  measured: {dice}")
+        print(f"  trained : {row['trained_on']}; weights {row['weights_mb']} MB")
+        print(f"  {row['description']}")
+    print(
+        "\nUse one with `hybridrad segment MANIFEST --model NAME --out DIR`; without --model, "
+        "segment picks the real-data model with the best CV Dice among those whose inputs "
+        "the manifest has."
+    )
+    return 0
+
+
 def add_parsers(subparsers: Any) -> None:
-    """Register ``seg-train``, ``segment`` and ``seg-eval`` on an argparse subparsers object.
+    """Register ``seg-train``, ``segment``, ``seg-eval`` and ``models`` on an argparse
+    subparsers object.
 
     Parameters
     ----------
     subparsers
         The object returned by ``ArgumentParser.add_subparsers()``.
     """
+
+    from hybridrad.io.labels import PRESETS
 
     def common(p: argparse.ArgumentParser, labels_help: str) -> None:
         p.add_argument("manifest", type=Path, help="cohort manifest CSV")
@@ -240,3 +262,9 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, help="CSV table (default PRED/evaluation.csv)")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
     p.set_defaults(func=cmd_seg_eval)
+
+    p = subparsers.add_parser(
+        "models", help="list the shipped segmentation models, their inputs and measured Dice"
+    )
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=cmd_models)
