@@ -25,6 +25,8 @@ from hybridrad.errors import HybridradError, HybridradWarning, MaskLabelError
 from hybridrad.io.images import read_image
 from hybridrad.io.labels import PRESETS, LabelMap
 from hybridrad.io.manifest import CASE_ID, MASK, Cohort, safe_filename
+from hybridrad.report.overlay import overlay_slices as overlay_slices  # re-export
+from hybridrad.report.overlay import write_overlay as write_overlay  # re-export
 from hybridrad.segment._deps import require_torch
 from hybridrad.segment.errors import SegmentationInputError
 
@@ -421,111 +423,3 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
             "vol_err_rel": g["volume_error_rel"].median(),
         }
     )
-
-
-def overlay_slices(
-    truth: npt.NDArray[np.bool_], pred: npt.NDArray[np.bool_], max_slices: int = 12
-) -> list[int]:
-    """Axial slices (first axis) worth showing: at most ``max_slices``, in order.
-
-    Always the slice of largest disagreement (truth XOR prediction) and, for every run
-    of consecutive slices holding truth or prediction (a distant false positive makes a
-    run of its own), its slice of largest area, largest runs first; the rest evenly
-    spaced over the slices holding truth or prediction. The middle slice when both
-    masks are empty.
-    """
-    n_z = truth.shape[0]
-    area = (truth | pred).reshape(n_z, -1).sum(axis=1)
-    candidates = np.flatnonzero(area)
-    if candidates.size == 0:
-        return [n_z // 2]
-    chosen: list[int] = []
-    disagreement = (truth ^ pred).reshape(n_z, -1).sum(axis=1)
-    if disagreement.max() > 0:
-        chosen.append(int(np.argmax(disagreement)))
-    runs = np.split(candidates, np.flatnonzero(np.diff(candidates) > 1) + 1)
-    for run in sorted(runs, key=lambda r: -int(area[r].max())):
-        z = int(run[np.argmax(area[run])])
-        if len(chosen) < max_slices and z not in chosen:
-            chosen.append(z)
-    spread = np.unique(np.linspace(0, candidates.size - 1, max_slices).round().astype(int))
-    for z in candidates[spread].tolist():
-        if len(chosen) < max_slices and int(z) not in chosen:
-            chosen.append(int(z))
-    return sorted(chosen)
-
-
-def write_overlay(
-    image: npt.NDArray[Any],
-    truth: npt.NDArray[np.bool_],
-    pred: npt.NDArray[np.bool_],
-    path: Path,
-    title: str = "",
-    *,
-    spacing: tuple[float, float] | None = None,
-    max_slices: int = 12,
-) -> Path:
-    """PNG montage of axial slices: image, truth and prediction contours, a legend.
-
-    The slices are those of :func:`overlay_slices` (up to ``max_slices``: the largest
-    disagreement, every separate run of truth or prediction, the rest evenly spaced),
-    so a false positive far from the tumour shows.
-
-    Parameters
-    ----------
-    image, truth, pred
-        Arrays ``(z, y, x)`` of an image in LPS orientation (``sitk.DICOMOrient(img,
-        "LPS")`` then ``sitk.GetArrayFromImage``). Rows then run anterior to posterior
-        and columns patient right to left, so drawing row 0 at the top
-        (``origin="upper"``) gives the radiological display: anterior up, the patient's
-        left on the viewer's right.
-    path
-        PNG file to write (folders are created).
-    title
-        Figure title (the case id).
-    spacing
-        In-plane spacing ``(row, column)`` in mm, for the pixel aspect (square without).
-    max_slices
-        Most slices shown.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    from matplotlib.lines import Line2D
-
-    from hybridrad.report.plots import _pyplot, _save
-
-    truth = np.asarray(truth, dtype=bool)
-    pred = np.asarray(pred, dtype=bool)
-    slices = overlay_slices(truth, pred, max_slices)
-    aspect = 1.0 if spacing is None else float(spacing[0]) / float(spacing[1])
-    ncols = min(4, len(slices))
-    nrows = math.ceil(len(slices) / ncols)
-    plt = _pyplot()
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(max(2.6 * ncols, 4.5), 2.6 * nrows + 0.9), squeeze=False
-    )
-    colours = {"truth": "lime", "prediction": "magenta"}
-    for ax, z in zip(axes.ravel(), slices, strict=False):
-        ax.imshow(np.asarray(image[z], dtype=float), cmap="gray", aspect=aspect)
-        for mask, colour in ((truth, colours["truth"]), (pred, colours["prediction"])):
-            if mask[z].any():
-                ax.contour(mask[z].astype(float), levels=[0.5], colors=colour, linewidths=1.0)
-        ax.set_title(f"z={z}", fontsize=8)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    fig.suptitle(f"{title}\nanterior up, patient's left on the right", fontsize=9)
-    handles = [Line2D([], [], color=c, lw=2, label=name) for name, c in colours.items()]
-    # an axes legend (below the bottom-left panel) counts in tight_layout; a figure one not
-    axes[-1, 0].legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(0.0, -0.02),
-        ncol=2,
-        fontsize=8,
-        frameon=False,
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return _save(plt, fig, path)
