@@ -23,11 +23,11 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from hybridrad.report import html as report_html
+from hybridrad.report._rundir import fmt
+from hybridrad.report.checklist import CLEAR, TRIPOD_AI, checklist
 from hybridrad.report.html import (
     ReportInputError,
     binary_calibration,
-    checklist,
     model_importance,
     render_report,
     write_report,
@@ -348,7 +348,7 @@ def test_report_numbers_come_from_the_run(report: str, run_dir: Path) -> None:
     assert f"\u0394C = {hybrid['delta']:+.3f}" in report  # the paired hybrid - clinical line
     quality = pd.read_csv(run_dir / "segmentation" / "quality.csv")
     wt = quality[quality["region"] == "WT"]["dice"].mean()
-    assert report_html._fmt(wt) in report
+    assert fmt(wt) in report
     # the study file verbatim, escaped
     assert "os_months" in report and "mri_glioma_fast" in report
 
@@ -356,8 +356,9 @@ def test_report_numbers_come_from_the_run(report: str, run_dir: Path) -> None:
 def test_checklist_fills_what_the_run_knows(run_dir: Path) -> None:
     table = checklist(run_dir)
     assert list(table.columns) == ["checklist", "item", "topic", "value", "filled"]
-    assert (table["checklist"] == "CLEAR").sum() == 58
-    assert (table["checklist"] == "TRIPOD+AI").sum() == len(report_html.TRIPOD_AI)
+    assert (table["checklist"] == "CLEAR").sum() == len(CLEAR) == 58
+    assert [i for i, _, _ in TRIPOD_AI][:3] == ["1", "2", "3a"] and TRIPOD_AI[-1][0] == "27c"
+    assert (table["checklist"] == "TRIPOD+AI").sum() == len(TRIPOD_AI)
     item = table.set_index(["checklist", "item"])
     assert "24 cases analysed" in item.loc[("TRIPOD+AI", "10"), "value"]
     assert "'os_months'" in item.loc[("TRIPOD+AI", "8a"), "value"]
@@ -367,7 +368,10 @@ def test_checklist_fills_what_the_run_knows(run_dir: Path) -> None:
     assert "pyradiomics" in item.loc[("CLEAR", "25"), "value"] or "hybridrad" in str(
         item.loc[("CLEAR", "25"), "value"]
     )
-    assert item.loc[("CLEAR", "35"), "value"] == "0"  # the seed
+    assert item.loc[("CLEAR", "35"), "value"].endswith("seed 0")
+    assert "stratified by class" in item.loc[("TRIPOD+AI", "13"), "value"]
+    assert "median follow-up" in item.loc[("TRIPOD+AI", "20a"), "value"]
+    assert "each outer fold trains on 12" in item.loc[("TRIPOD+AI", "21"), "value"]
     unfilled = table[~table["filled"]]
     assert len(unfilled) > 20 and (unfilled["value"] == "to be completed by the authors").all()
     assert not item.loc[("TRIPOD+AI", "17"), "filled"]  # ethics is the authors' to write

@@ -27,31 +27,45 @@ import html
 import io
 import json
 import logging
-import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from hybridrad.errors import HybridradError, HybridradWarning
+from hybridrad.report._rundir import (
+    ReportInputError,
+    ReportWarning,
+    Run,
+    Target,
+    final_dir,
+    final_meta,
+    first_repeat,
+    fmt,
+    load_run,
+    mapping,
+    median_follow_up,
+    probability_column,
+    provenance_files,
+    radiomics_settings,
+    read_csv,
+    read_json,
+    slug,
+)
+from hybridrad.report.checklist import TO_COMPLETE, checklist_table, collect_facts
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "CLEAR",
-    "TRIPOD_AI",
     "ReportInputError",
     "ReportWarning",
     "binary_calibration",
-    "checklist",
     "model_importance",
     "render_report",
     "write_report",
@@ -65,51 +79,19 @@ DEFAULT_REPORT = Path("report") / "report.html"
 #: Overlays shown in the segmentation section (worst, median and best case by Dice).
 N_OVERLAY_CASES = 3
 
-TO_COMPLETE = "to be completed by the authors"
-
-
-class ReportInputError(HybridradError, ValueError):
-    """A file of the run directory that the report reads is malformed (unreadable JSON,
-    YAML or CSV, or a table without the columns its stage writes)."""
-
-
-class ReportWarning(HybridradWarning):
-    """A report section, or part of it, could not be computed from the run's results
-    (the reason is also written in the report)."""
-
 
 # --- small HTML helpers ---------------------------------------------------------------------
+
+
+def _problem(run: Run, section: str, message: str) -> str:
+    """Record (and warn about) a part that could not be computed; its note in the page."""
+    run.note(section, message)
+    return _note(f"Not shown: {message}")
 
 
 def _e(value: Any) -> str:
     """Escaped text."""
     return html.escape(str(value), quote=True)
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    """A cell: numbers to ``digits`` significant digits, missing as an en dash."""
-    if value is None:
-        return "\u2013"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if math.isnan(v):
-            return "\u2013"
-        if math.isinf(v):
-            return "\u221e" if v > 0 else "-\u221e"
-        if v != 0 and (abs(v) < 10**-(digits) or abs(v) >= 10**6):
-            return f"{v:.{digits - 1}e}"
-        if float(v).is_integer() and abs(v) < 10**6:
-            return str(int(v))
-        return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{max(digits, 4)}g}"
-    if isinstance(value, list | tuple):
-        return ", ".join(_fmt(v, digits) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, default=str)
-    return str(value)
 
 
 def _p(text: str) -> str:
@@ -133,7 +115,7 @@ def _table(
     rows = []
     for key, row in zip(frame.index, frame.itertuples(index=False), strict=True):
         cells = ([f"<th>{_e(key)}</th>"] if index else []) + [
-            f"<td>{_e(_fmt(v, digits))}</td>" for v in row
+            f"<td>{_e(fmt(v, digits))}</td>" for v in row
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{_e(caption)}</caption>" if caption else ""
@@ -148,7 +130,7 @@ def _table(
 
 
 def _kv_table(pairs: Iterable[tuple[str, Any]], *, caption: str | None = None) -> str:
-    frame = pd.DataFrame([(k, _fmt(v)) for k, v in pairs], columns=["item", "value"])
+    frame = pd.DataFrame([(k, fmt(v)) for k, v in pairs], columns=["item", "value"])
     return _table(frame.set_index("item").rename_axis(""), caption=caption)
 
 
@@ -184,204 +166,11 @@ def _details(summary: str, body: str) -> str:
 # --- reading the run directory ------------------------------------------------------------
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportInputError(
-            f"{path}: not readable JSON ({exc}); rerun the stage that writes it "
-            "(hybridrad run STUDY --force) or remove the file"
-        ) from exc
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ReportInputError(f"{path}: not readable YAML ({exc}); fix or rewrite it") from exc
-
-
-def _read_csv(path: Path, required: Sequence[str] = (), **kwargs: Any) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, **kwargs)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ReportInputError(f"{path}: not a readable CSV table ({exc})") from exc
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ReportInputError(
-            f"{path} has no column(s) {missing} (columns: {list(frame.columns)}); it was not "
-            "written by the stage the report expects, rerun that stage"
-        )
-    return frame
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _slug(feature_set: str) -> str:
-    """File-name part of a feature set's outputs (as ``evaluate_study`` writes them)."""
-    return feature_set.split(" ")[0].replace("/", "_")
-
-
-@dataclass
-class _Target:
-    """One ``evaluation/<name>/`` folder."""
-
-    name: str
-    folder: Path
-    task: str
-    comparison: pd.DataFrame
-    metric: str
-    provenance: dict[str, Any]
-
-    @property
-    def sets(self) -> list[str]:
-        return [s for s in self.comparison.index if not str(s).startswith("permutation null")]
-
-    def predictions(self, feature_set: str) -> pd.DataFrame | None:
-        path = self.folder / f"predictions_{_slug(feature_set)}.csv"
-        if not path.is_file():
-            return None
-        return _read_csv(path, ["case_id"], dtype={"case_id": str})
-
-    @property
-    def title(self) -> str:
-        if self.task == "survival":
-            return "overall survival" if self.name == "survival" else self.name
-        pos = self.provenance.get("positive_class")
-        return f"{self.name} ({pos} vs rest)" if pos is not None else self.name
-
-
-@dataclass
-class _Run:
-    root: Path
-    study: dict[str, Any]
-    run: dict[str, Any]
-    clinical: pd.DataFrame | None
-    time: str | None
-    event: str | None
-    labels: dict[str, dict[str, Any]]
-    covariates: list[str]
-    targets: list[_Target]
-    problems: list[str] = field(default_factory=list)
-
-    def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    def exists(self, *parts: str) -> bool:
-        return self.path(*parts).exists()
-
-    @property
-    def model(self) -> dict[str, Any]:
-        return _mapping(self.study.get("model"))
-
-    @property
-    def title(self) -> str:
-        report = _mapping(self.study.get("report"))
-        return str(
-            report.get("title") or self.study.get("name") or self.run.get("study") or self.root.name
-        )
-
-    def target(self, task: str) -> list[_Target]:
-        return [t for t in self.targets if t.task == task]
-
-    def survival_y(self, case_ids: Sequence[str]) -> tuple[list[str], np.ndarray] | None:
-        """The (event, time) target of the cases with both values, or None."""
-        if self.clinical is None or self.time is None or self.event is None:
-            return None
-        clin = self.clinical
-        if self.time not in clin.columns or self.event not in clin.columns:
-            return None
-        from hybridrad.models.target import survival_target
-
-        complete = clin[[self.time, self.event]].notna().all(axis=1)
-        ids = [c for c in case_ids if c in clin.index and bool(complete.loc[c])]
-        return ids, survival_target(clin, self.time, self.event, ids)
-
-    def note(self, section: str, message: str) -> str:
-        """Record a part that could not be computed (warned once) and return its note."""
-        text = f"{section}: {message}"
-        self.problems.append(text)
-        warnings.warn(text, ReportWarning, stacklevel=3)
-        return _note(f"Not shown: {message}")
-
-
-def _load_run(root: Path) -> _Run:
-    study = _mapping(_read_yaml(root / "study.yaml")) if (root / "study.yaml").is_file() else {}
-    run = _mapping(_read_json(root / "run.json")) if (root / "run.json").is_file() else {}
-    cohort = _mapping(study.get("cohort"))
-    targets_spec = _mapping(study.get("targets"))
-    survival = _mapping(targets_spec.get("survival"))
-    time = survival.get("time", cohort.get("time"))
-    event = survival.get("event", cohort.get("event"))
-    labels_raw = _mapping(targets_spec.get("labels")) or _mapping(cohort.get("labels"))
-    labels = {}
-    for name, spec in labels_raw.items():
-        spec_map = _mapping(spec)
-        labels[str(name)] = {"column": spec_map.get("column", name), **spec_map}
-    covariates = _mapping(study.get("model")).get("covariates", cohort.get("covariates")) or []
-    clinical = None
-    clin_path = root / "cohort" / "clinical.csv"
-    if clin_path.is_file():
-        from hybridrad.io.manifest import read_clinical
-
-        try:
-            clinical = read_clinical(clin_path)
-        except HybridradError as exc:
-            raise ReportInputError(f"{clin_path}: {exc}") from exc
-    targets = []
-    evaluation = root / "evaluation"
-    for folder in sorted(evaluation.iterdir()) if evaluation.is_dir() else []:
-        comparison_path = folder / "comparison.csv"
-        if not comparison_path.is_file():
-            continue
-        comparison = _read_csv(comparison_path, ["feature_set"]).set_index("feature_set")
-        metric = next((m for m in ("harrell_c", "auc") if m in comparison.columns), None)
-        if metric is None or not {"ci_low", "ci_high"} <= set(comparison.columns):
-            raise ReportInputError(
-                f"{comparison_path} has neither harrell_c nor auc with ci_low/ci_high; it was "
-                "not written by hybridrad's evaluate_study, rerun the evaluation stage"
-            )
-        provenance = (
-            _mapping(_read_json(folder / "provenance.json"))
-            if (folder / "provenance.json").is_file()
-            else {}
-        )
-        task = str(
-            provenance.get("task") or ("survival" if metric == "harrell_c" else "classification")
-        )
-        targets.append(_Target(folder.name, folder, task, comparison, metric, provenance))
-    return _Run(
-        root=root,
-        study=study,
-        run=run,
-        clinical=clinical,
-        time=None if time is None else str(time),
-        event=None if event is None else str(event),
-        labels=labels,
-        covariates=[str(c) for c in covariates],
-        targets=targets,
-    )
-
-
 def _section(sid: str, title: str, intro: str, body: str) -> tuple[str, str, str]:
     return sid, title, f'<section id="{_e(sid)}"><h2>{_e(title)}</h2>{_p(intro)}{body}</section>'
 
 
 # --- 1. cohort ------------------------------------------------------------------------------
-
-
-def _reverse_km_median(time: np.ndarray, event: np.ndarray) -> float:
-    """Median follow-up by the reverse Kaplan-Meier method (censoring as the event)."""
-    from sksurv.nonparametric import kaplan_meier_estimator
-
-    censored = ~event.astype(bool)
-    if not censored.any():
-        return float(np.median(time))
-    times, surv = kaplan_meier_estimator(censored, time)
-    below = np.flatnonzero(surv <= 0.5)
-    return float(times[below[0]]) if below.size else float("nan")
 
 
 def _variable_rows(clin: pd.DataFrame, skip: set[str]) -> list[tuple[str, str, str, int]]:
@@ -398,8 +187,8 @@ def _variable_rows(clin: pd.DataFrame, skip: set[str]) -> list[tuple[str, str, s
                 (
                     str(col),
                     "numeric",
-                    f"median {_fmt(med)} [IQR {_fmt(q1)}\u2013{_fmt(q3)}], "
-                    f"range {_fmt(numeric.min())}\u2013{_fmt(numeric.max())}",
+                    f"median {fmt(med)} [IQR {fmt(q1)}\u2013{fmt(q3)}], "
+                    f"range {fmt(numeric.min())}\u2013{fmt(numeric.max())}",
                     missing,
                 )
             )
@@ -412,10 +201,10 @@ def _variable_rows(clin: pd.DataFrame, skip: set[str]) -> list[tuple[str, str, s
     return rows
 
 
-def _cohort_section(run: _Run) -> tuple[str, str, str] | None:
+def _cohort_section(run: Run) -> tuple[str, str, str] | None:
     manifest_path = run.path("cohort", "manifest.csv")
     manifest = (
-        _read_csv(manifest_path, ["case_id"], dtype={"case_id": str})
+        read_csv(manifest_path, ["case_id"], dtype={"case_id": str})
         if manifest_path.is_file()
         else None
     )
@@ -448,7 +237,7 @@ def _cohort_section(run: _Run) -> tuple[str, str, str] | None:
                 )
             )
             if ok.any():
-                follow = _reverse_km_median(t[ok].to_numpy(float), (e[ok] == 1).to_numpy())
+                follow = median_follow_up(clin, run.time, run.event)
                 facts.append((f"median follow-up ({run.time}, reverse Kaplan-Meier)", follow))
                 facts.append((f"median observed {run.time}", float(t[ok].median())))
             if int((~ok).sum()):
@@ -460,8 +249,8 @@ def _cohort_section(run: _Run) -> tuple[str, str, str] | None:
             facts.append(
                 (
                     "age",
-                    f"median {_fmt(med)} [IQR {_fmt(q1)}\u2013{_fmt(q3)}], "
-                    f"range {_fmt(a.min())}\u2013{_fmt(a.max())}",
+                    f"median {fmt(med)} [IQR {fmt(q1)}\u2013{fmt(q3)}], "
+                    f"range {fmt(a.min())}\u2013{fmt(a.max())}",
                 )
             )
         for name, spec in run.labels.items():
@@ -536,7 +325,7 @@ def _cohort_or_none(path: Path) -> Any:
         raise ReportInputError(f"{path}: {exc}") from exc
 
 
-def _overlay_html(run: _Run, quality: pd.DataFrame | None) -> str:
+def _overlay_html(run: Run, quality: pd.DataFrame | None) -> str:
     from hybridrad.io.images import read_image
     from hybridrad.report.overlay import overlay_figure, radiological_arrays
 
@@ -564,7 +353,7 @@ def _overlay_html(run: _Run, quality: pd.DataFrame | None) -> str:
                 continue
             arr, arrays, spacing = radiological_arrays(image, *masks)
         except (HybridradError, RuntimeError) as exc:
-            blocks.append(run.note("segmentation", f"overlay of case {case_id!r}: {exc}"))
+            blocks.append(_problem(run, "segmentation", f"overlay of case {case_id!r}: {exc}"))
             continue
         pred_arr = arrays[0] if pred is not None else None
         truth_arr = arrays[-1] if truth is not None else None
@@ -576,12 +365,12 @@ def _overlay_html(run: _Run, quality: pd.DataFrame | None) -> str:
     return "".join(blocks)
 
 
-def _segmentation_section(run: _Run) -> tuple[str, str, str] | None:
+def _segmentation_section(run: Run) -> tuple[str, str, str] | None:
     if not run.exists("segmentation"):
         return None
     quality_path = run.path("segmentation", "quality.csv")
     quality = (
-        _read_csv(quality_path, ["case_id", "region", "dice", "hd95_mm"], dtype={"case_id": str})
+        read_csv(quality_path, ["case_id", "region", "dice", "hd95_mm"], dtype={"case_id": str})
         if quality_path.is_file()
         else None
     )
@@ -654,7 +443,7 @@ HEADLINE = (
 )
 
 
-def _comparison_section(run: _Run) -> tuple[str, str, str] | None:
+def _comparison_section(run: Run) -> tuple[str, str, str] | None:
     if not run.targets:
         return None
     from hybridrad.report.plots import comparison_plot
@@ -678,13 +467,13 @@ def _comparison_section(run: _Run) -> tuple[str, str, str] | None:
             ]
             body += "<ul>" + "".join(f"<li>{_e(ln)}</li>" for ln in lines) + "</ul>"
         ci = target.provenance.get("ci_method") or table.attrs.get("ci_method")
-        settings = _mapping(target.provenance.get("config"))
+        settings = mapping(target.provenance.get("config"))
         if settings:
             body += _note(
                 f"Nested cross-validation: {settings.get('outer_splits')} outer folds x "
                 f"{settings.get('outer_repeats')} repeat(s), {settings.get('inner_splits')} "
                 f"inner folds; {settings.get('n_boot')} bootstrap resamples"
-                + (f"; CI: {ci}" if ci else "")
+                + (f"; CI: {ci}" if ci and not interpretation.is_file() else "")
                 + "."
             )
     intro = (
@@ -695,7 +484,7 @@ def _comparison_section(run: _Run) -> tuple[str, str, str] | None:
     return _section("comparison", "Feature-set comparison", intro, body)
 
 
-def _difference_section(run: _Run) -> tuple[str, str, str] | None:
+def _difference_section(run: Run) -> tuple[str, str, str] | None:
     from hybridrad.report.plots import difference_plot
 
     reference = str(run.model.get("reference_set", "clinical"))
@@ -707,7 +496,7 @@ def _difference_section(run: _Run) -> tuple[str, str, str] | None:
         rows = table[pd.to_numeric(table["delta"], errors="coerce").notna()]
         if rows.empty:
             continue
-        ref = str(_mapping(target.provenance.get("config")).get("reference_set", reference))
+        ref = str(mapping(target.provenance.get("config")).get("reference_set", reference))
         body += f"<h3>{_e(target.title)}</h3>"
         metric = "C" if target.metric == "harrell_c" else "AUC"
         sentences = []
@@ -716,7 +505,7 @@ def _difference_section(run: _Run) -> tuple[str, str, str] | None:
             p = row.get("delta_p", np.nan)
             sentences.append(
                 f"{name} \u2212 {ref}: \u0394{metric} = {float(row['delta']):+.3f} "
-                f"(95 % CI {_fmt(lo)} to {_fmt(hi)}; p = {_fmt(p, 2)})"
+                f"(95 % CI {fmt(lo)} to {fmt(hi)}; p = {fmt(p, 2)})"
             )
         body += "<ul>" + "".join(f"<li>{_e(s)}</li>" for s in sentences) + "</ul>"
         body += _figure_block(
@@ -742,7 +531,7 @@ def _difference_section(run: _Run) -> tuple[str, str, str] | None:
 # --- 4. Kaplan-Meier --------------------------------------------------------------------------
 
 
-def _km_section(run: _Run) -> tuple[str, str, str] | None:
+def _km_section(run: Run) -> tuple[str, str, str] | None:
     targets = run.target("survival")
     if not targets:
         return None
@@ -759,7 +548,8 @@ def _km_section(run: _Run) -> tuple[str, str, str] | None:
             first = pred[pred["repeat"] == pred["repeat"].min()] if "repeat" in pred else pred
             got = run.survival_y(list(first["case_id"]))
             if got is None:
-                body += run.note(
+                body += _problem(
+                    run,
                     "Kaplan-Meier",
                     "the survival columns are not known (study.yaml targets.survival) or "
                     "absent from cohort/clinical.csv",
@@ -770,7 +560,7 @@ def _km_section(run: _Run) -> tuple[str, str, str] | None:
             try:
                 cmp = compare_groups(y, groups, reference="low")
             except ValueError as exc:
-                figures.append(run.note("Kaplan-Meier", f"{name}: {exc}"))
+                figures.append(_problem(run, "Kaplan-Meier", f"{name}: {exc}"))
                 continue
             fig = km_plot(cmp, title=f"{name}", time_label=run.time or "time")
             figures.append(
@@ -784,9 +574,9 @@ def _km_section(run: _Run) -> tuple[str, str, str] | None:
             body += '<div class="grid">' + "".join(figures) + "</div>"
         risk_tables = []
         for name in target.sets:
-            path = target.folder / f"risk_groups_{_slug(name)}.csv"
+            path = target.folder / f"risk_groups_{slug(name)}.csv"
             if path.is_file():
-                rg = _read_csv(path)
+                rg = read_csv(path)
                 rg.insert(0, "feature_set", name)
                 risk_tables.append(rg)
         if risk_tables:
@@ -822,18 +612,7 @@ def _km_section(run: _Run) -> tuple[str, str, str] | None:
 # --- 5. ROC ------------------------------------------------------------------------------------
 
 
-def _probability_column(pred: pd.DataFrame) -> str | None:
-    cols = [c for c in pred.columns if str(c).startswith("p_")]
-    if len(cols) == 1:
-        return cols[0]
-    return "p_1" if "p_1" in cols else None
-
-
-def _first_repeat(pred: pd.DataFrame) -> pd.DataFrame:
-    return pred[pred["repeat"] == pred["repeat"].min()] if "repeat" in pred.columns else pred
-
-
-def _roc_section(run: _Run) -> tuple[str, str, str] | None:
+def _roc_section(run: Run) -> tuple[str, str, str] | None:
     targets = run.target("classification")
     if not targets:
         return None
@@ -847,15 +626,13 @@ def _roc_section(run: _Run) -> tuple[str, str, str] | None:
             pred = target.predictions(name)
             if pred is None or "label" not in pred.columns:
                 continue
-            column = _probability_column(pred)
-            first = _first_repeat(pred)
+            column = probability_column(pred)
+            first = first_repeat(pred)
             y = pd.to_numeric(first["label"], errors="coerce")
             if column is None or y.nunique() != 2:
                 continue
             row = target.comparison.loc[name]
-            legend = (
-                f"{name} (AUC {_fmt(row['auc'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}])"
-            )
+            legend = f"{name} (AUC {fmt(row['auc'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}])"
             curves[legend] = roc_curve_table(y.to_numpy() == 1, first[column].to_numpy(float))
         if curves:
             body += f"<h3>{_e(target.title)}</h3>"
@@ -876,24 +653,10 @@ def _roc_section(run: _Run) -> tuple[str, str, str] | None:
 # --- 6. calibration and decision curves -----------------------------------------------------
 
 
-def _final_dir(target: _Target) -> Path | None:
-    folder = target.folder / "final"
-    return folder if (folder / "model.json").is_file() else None
-
-
-def _final_meta(folder: Path) -> dict[str, Any]:
-    from hybridrad.models.persist import read_model_info
-
-    try:
-        return _mapping(read_model_info(folder).get("metadata"))
-    except HybridradError as exc:
-        raise ReportInputError(f"{folder}: {exc}") from exc
-
-
-def _final_set(run: _Run, target: _Target) -> str | None:
-    folder = _final_dir(target)
+def _final_set(run: Run, target: Target) -> str | None:
+    folder = final_dir(target)
     if folder is not None:
-        name = _final_meta(folder).get("feature_set")
+        name = final_meta(folder).get("feature_set")
         if name in target.sets:
             return str(name)
     name = run.study.get("final_model")
@@ -963,7 +726,7 @@ def binary_calibration(
     return table.reset_index(drop=True), slope, float(1.0 - result.intercept - slope)
 
 
-def _calibration_classification(run: _Run, target: _Target) -> str:
+def _calibration_classification(run: Run, target: Target) -> str:
     from hybridrad.models.metrics import net_benefit
     from hybridrad.report.plots import calibration_plot, decision_curve_plot
 
@@ -974,10 +737,10 @@ def _calibration_classification(run: _Run, target: _Target) -> str:
     ref = str(run.model.get("reference_set", "clinical"))
     for set_name in dict.fromkeys([n for n in (name, ref) if n in target.sets]):
         pred = target.predictions(set_name)
-        column = None if pred is None else _probability_column(pred)
+        column = None if pred is None else probability_column(pred)
         if pred is None or column is None or "label" not in pred.columns:
             continue
-        first = _first_repeat(pred)
+        first = first_repeat(pred)
         y = pd.to_numeric(first["label"], errors="coerce").to_numpy()
         prob = first[column].to_numpy(float)
         try:
@@ -1002,7 +765,7 @@ def _calibration_classification(run: _Run, target: _Target) -> str:
                     )
                 curves[set_name] = net_benefit(_binary_as_survival(y == 1), prob, 1.0, THRESHOLDS)
         except ValueError as exc:
-            body += run.note("calibration", f"{target.name}, {set_name}: {exc}")
+            body += _problem(run, "calibration", f"{target.name}, {set_name}: {exc}")
     if curves:
         body += _figure_block(
             _img(
@@ -1016,7 +779,7 @@ def _calibration_classification(run: _Run, target: _Target) -> str:
 
 
 def _final_survival_at(
-    run: _Run, folder: Path, horizon: float
+    run: Run, folder: Path, horizon: float
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Cases, their survival target and the final model's S(horizon | x) (apparent)."""
     from hybridrad.models.final import model_input
@@ -1024,7 +787,7 @@ def _final_survival_at(
     from hybridrad.models.persist import load_model
     from hybridrad.models.survival import survival_function_at
 
-    meta = _final_meta(folder)
+    meta = final_meta(folder)
     features = [str(c) for c in meta.get("features", [])]
     tables = [
         p
@@ -1049,18 +812,18 @@ def _final_survival_at(
     return ids, y, np.clip(surv, 0.0, 1.0)
 
 
-def _calibration_survival(run: _Run, target: _Target) -> str:
+def _calibration_survival(run: Run, target: Target) -> str:
     from hybridrad.models.final import CLINICAL_SUBFOLDER
     from hybridrad.models.metrics import calibration_at, net_benefit
     from hybridrad.report.plots import calibration_plot, decision_curve_plot
 
-    folder = _final_dir(target)
+    folder = final_dir(target)
     if folder is None:
         return ""
-    meta = _final_meta(folder)
+    meta = final_meta(folder)
     horizon = meta.get("horizon")
     if horizon is None:
-        return run.note("calibration", f"{folder}/model.json has no horizon")
+        return _problem(run, "calibration", f"{folder}/model.json has no horizon")
     h = float(horizon)
     body = ""
     curves: dict[str, pd.DataFrame] = {}
@@ -1092,7 +855,7 @@ def _calibration_survival(run: _Run, target: _Target) -> str:
                     )
                 curves[name] = net_benefit(y, 1.0 - surv, h, THRESHOLDS)
         except (HybridradError, ValueError, AttributeError, NotImplementedError, TypeError) as exc:
-            body += run.note("calibration", f"final model {model_dir}: {exc}")
+            body += _problem(run, "calibration", f"final model {model_dir}: {exc}")
     if curves:
         body += _figure_block(
             _img(
@@ -1118,7 +881,7 @@ def _calibration_survival(run: _Run, target: _Target) -> str:
     return body
 
 
-def _calibration_section(run: _Run) -> tuple[str, str, str] | None:
+def _calibration_section(run: Run) -> tuple[str, str, str] | None:
     body = ""
     for target in run.targets:
         part = (
@@ -1166,7 +929,7 @@ def model_importance(model_dir: str | os.PathLike[str]) -> tuple[pd.Series, str]
     from hybridrad.models.persist import load_model
 
     folder = Path(model_dir)
-    meta = _final_meta(folder)
+    meta = final_meta(folder)
     features = [str(c) for c in meta.get("features", [])]
     model = load_model(folder)
     est = model.steps[-1][1] if hasattr(model, "steps") else model
@@ -1212,15 +975,15 @@ def model_importance(model_dir: str | os.PathLike[str]) -> tuple[pd.Series, str]
     return values, kind
 
 
-def _importance_section(run: _Run) -> tuple[str, str, str] | None:
+def _importance_section(run: Run) -> tuple[str, str, str] | None:
     from hybridrad.report.plots import importance_plot
 
     body = ""
     for target in run.targets:
-        folder = _final_dir(target)
+        folder = final_dir(target)
         if folder is None:
             continue
-        meta = _final_meta(folder)
+        meta = final_meta(folder)
         body += f"<h3>{_e(target.title)}: final {_e(meta.get('feature_set', ''))} model</h3>"
         facts = [
             (k, meta.get(k))
@@ -1244,10 +1007,26 @@ def _importance_section(run: _Run) -> tuple[str, str, str] | None:
             if k in meta
         ]
         body += _kv_table(facts)
+        imaging_blocks = [b for b in meta.get("blocks", []) if b != "clin"]
+        if (
+            imaging_blocks
+            and "clin" in meta.get("blocks", [])
+            and not meta.get("n_imaging_features_active")
+        ):
+            why = (
+                "the inner cross-validation chose the clinical-only candidate: imaging did not "
+                "beat it by one standard error"
+                if meta.get("clinical_fallback_chosen")
+                else "no imaging feature kept a non-zero coefficient"
+            )
+            body += _note(
+                f"The final {meta.get('feature_set')} model uses its clinical covariates only: "
+                f"{why}."
+            )
         try:
             values, kind = model_importance(folder)
         except ReportInputError as exc:
-            body += run.note("feature importance", str(exc))
+            body += _problem(run, "feature importance", str(exc))
             continue
         nonzero = values[values != 0]
         if nonzero.empty:
@@ -1287,7 +1066,7 @@ def _importance_section(run: _Run) -> tuple[str, str, str] | None:
 # --- 8. handcrafted vs deep correlation ---------------------------------------------------
 
 
-def _correlation_section(run: _Run) -> tuple[str, str, str] | None:
+def _correlation_section(run: Run) -> tuple[str, str, str] | None:
     rad_path = run.path("handcrafted", "features.parquet")
     deep_path = run.path("deep", "features.parquet")
     if not (rad_path.is_file() and deep_path.is_file()):
@@ -1309,7 +1088,7 @@ def _correlation_section(run: _Run) -> tuple[str, str, str] | None:
             "correlation",
             "Handcrafted versus deep features",
             "Spearman correlation of every handcrafted with every deep feature.",
-            run.note("correlation", str(exc)),
+            _problem(run, "correlation", str(exc)),
         )
     med = float(result.max_abs.median())
     null_med = float(result.null_max_abs.median())
@@ -1409,7 +1188,7 @@ EXTERNAL_KEYS = (
 )
 
 
-def _external_section(run: _Run) -> tuple[str, str, str] | None:
+def _external_section(run: Run) -> tuple[str, str, str] | None:
     root = run.path("external")
     folders = (
         [f for f in sorted(root.iterdir()) if (f / "metrics.json").is_file()]
@@ -1420,8 +1199,8 @@ def _external_section(run: _Run) -> tuple[str, str, str] | None:
         return None
     body = ""
     for folder in folders:
-        metrics = _mapping(_read_json(folder / "metrics.json"))
-        clinical = _mapping(metrics.get("clinical"))
+        metrics = mapping(read_json(folder / "metrics.json"))
+        clinical = mapping(metrics.get("clinical"))
         body += f"<h3>{_e(folder.name)}: final {_e(metrics.get('feature_set', ''))} model</h3>"
         rows = {
             key: {
@@ -1433,12 +1212,14 @@ def _external_section(run: _Run) -> tuple[str, str, str] | None:
         }
         frame = pd.DataFrame(rows).T.rename_axis("metric")
         body += _table(frame.apply(lambda col: col.map(_as_number)))
-        ci = _mapping(metrics.get("provenance")).get("ci_method")
+        ci = mapping(metrics.get("provenance")).get("ci_method")
         if ci:
             body += _note(f"CI: {ci}.")
         figures = [
-            _figure_block(_img_bytes(png.read_bytes(), png.stem), png.name)
-            for png in sorted(folder.glob("*.png"))
+            _figure_block(_img_bytes(png.read_bytes(), png.stem), _external_caption(png.name))
+            for png in sorted(
+                folder.glob("*.png"), key=lambda p: (p.name.startswith("clinical_"), p.name)
+            )
             if png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         ]
         if figures:
@@ -1446,7 +1227,7 @@ def _external_section(run: _Run) -> tuple[str, str, str] | None:
         calibration = folder / "calibration.csv"
         if calibration.is_file():
             body += _details(
-                "calibration.csv", _table(_read_csv(calibration), index=False, scroll=True)
+                "calibration.csv", _table(read_csv(calibration), index=False, scroll=True)
             )
         others = [p.name for p in sorted(folder.glob("*.csv")) if p.name != "calibration.csv"]
         if others:
@@ -1457,6 +1238,18 @@ def _external_section(run: _Run) -> tuple[str, str, str] | None:
         "cutoff, beside the clinical-only reference model."
     )
     return _section("external", "External validation", intro, body)
+
+
+def _external_caption(name: str) -> str:
+    """What a figure of :func:`~hybridrad.study.external.score_model` shows."""
+    stem = name.removesuffix(".png")
+    model = "clinical reference model" if stem.startswith("clinical_") else "final model"
+    what = {
+        "calibration": "calibration at the horizon (observed Kaplan-Meier or fraction vs predicted)",
+        "km": "Kaplan-Meier curves of the risk groups at the training cutoff",
+        "roc": "ROC curve",
+    }.get(stem.removeprefix("clinical_"), stem)
+    return f"{model}: {what} ({name})"
 
 
 def _as_number(value: Any) -> Any:
@@ -1472,501 +1265,40 @@ def _as_number(value: Any) -> Any:
 _HASH = re.compile(r"^[0-9a-f]{16,128}$")
 
 
-def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    if isinstance(value, Mapping):
+def _leaves(value: Any, keys: tuple[str, ...] = ()) -> Iterable[tuple[tuple[str, ...], Any]]:
+    """Every non-mapping value of nested mappings, with its path of keys."""
+    if isinstance(value, dict):
         for k, v in value.items():
-            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+            yield from _leaves(v, (*keys, str(k)))
     else:
-        yield prefix, value
+        yield keys, value
 
 
-def _provenance_files(run: _Run) -> list[Path]:
-    found = []
-    for pattern in ("*/stage.json", "*/*.provenance.json", "evaluation/*/provenance.json"):
-        found += sorted(run.root.glob(pattern))
-    return found
+def _short_key(key: str, root: Path) -> str:
+    """A key that is a file path, relative to the run directory when inside it."""
+    if "/" not in key and os.sep not in key:
+        return key
+    path = Path(key)
+    for base in (root.resolve(), root):
+        try:
+            return str(path.relative_to(base))
+        except ValueError:
+            continue
+    return key
 
 
-def _hash_rows(run: _Run) -> pd.DataFrame:
+def _hash_rows(run: Run) -> pd.DataFrame:
+    """Every hash-like value (16 to 128 hex digits) of the provenance files."""
     rows = []
-    for path in _provenance_files(run):
-        data = _read_json(path)
-        for key, value in _flatten(data):
+    for path in provenance_files(run):
+        for keys, value in _leaves(read_json(path)):
             if isinstance(value, str) and _HASH.match(value):
+                key = " \u203a ".join(_short_key(k, run.root) for k in keys)
                 rows.append((str(path.relative_to(run.root)), key, value))
     return pd.DataFrame(rows, columns=["file", "key", "sha256 / hash"])
 
 
-def _radiomics_settings(run: _Run) -> tuple[dict[str, Any], str] | None:
-    path = run.path("handcrafted", "radiomics.yaml")
-    if not path.is_file():
-        return None
-    text = path.read_text(encoding="utf-8")
-    return _mapping(_read_yaml(path)), text
-
-
-def _n_columns(path: Path) -> int | None:
-    if not path.is_file():
-        return None
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(path).names
-    except (OSError, ValueError) as exc:
-        raise ReportInputError(f"{path}: not a readable Parquet table ({exc})") from exc
-    return sum(1 for n in names if n != "case_id" and not n.startswith("__index"))
-
-
-def _failures(path: Path) -> int | None:
-    if not path.is_file():
-        return None
-    try:
-        return len(pd.read_csv(path))
-    except pd.errors.EmptyDataError:
-        return 0
-
-
-@dataclass
-class _Facts:
-    """What the checklist items are filled from."""
-
-    values: dict[str, str]
-
-    def get(self, key: str) -> str | None:
-        value = self.values.get(key)
-        return value if value else None
-
-
-def _facts(run: _Run) -> _Facts:
-    v: dict[str, str] = {}
-    study, model = run.study, run.model
-    cohort = _mapping(study.get("cohort"))
-    synthetic = _mapping(cohort.get("synthetic"))
-    if synthetic:
-        v["source"] = (
-            f"synthetic cohort generated by hybridrad ({synthetic.get('n_cases')} cases, "
-            f"seed {synthetic.get('seed')})"
-        )
-    elif cohort.get("discover"):
-        d = _mapping(cohort.get("discover"))
-        v["source"] = f"dataset layout {d.get('layout')} in {d.get('folder')}"
-    elif cohort.get("manifest"):
-        v["source"] = f"manifest {cohort.get('manifest')}, clinical table {cohort.get('clinical')}"
-    surv = run.target("survival")
-    n_cases = None
-    if surv:
-        n_cases = surv[0].provenance.get("n_cases")
-    elif run.targets:
-        n_cases = run.targets[0].provenance.get("n_cases")
-    if n_cases is None and run.clinical is not None:
-        n_cases = len(run.clinical)
-    outcome = []
-    if run.time and run.event:
-        outcome.append(
-            f"overall survival: time column {run.time!r}, event column {run.event!r} "
-            "(1 = event, 0 = censored)"
-        )
-    for name, spec in run.labels.items():
-        pos = spec.get("positive")
-        outcome.append(
-            f"label {name}: column {spec['column']!r}"
-            + (f", positive class {pos!r} vs the rest" if pos is not None else "")
-        )
-    if outcome:
-        v["outcome"] = "; ".join(outcome)
-    size = []
-    if n_cases is not None:
-        size.append(f"{n_cases} cases analysed")
-    for t in run.targets:
-        ev = t.provenance.get("n_events")
-        if ev is not None:
-            size.append(f"{ev} events ({t.name})")
-        elif t.task == "classification" and t.provenance.get("positive_class") is not None:
-            pred = t.predictions(t.sets[0]) if t.sets else None
-            if pred is not None and "label" in pred.columns:
-                first = _first_repeat(pred)
-                n_pos = int((pd.to_numeric(first["label"], errors="coerce") == 1).sum())
-                size.append(f"{n_pos} of {len(first)} positive ({t.name})")
-    if size:
-        v["size"] = "; ".join(size) + " (no sample-size calculation is made by the pipeline)"
-    missing = []
-    if run.clinical is not None:
-        used = [c for c in [run.time, run.event, *run.covariates] if c and c in run.clinical]
-        used += [str(s["column"]) for s in run.labels.values() if s["column"] in run.clinical]
-        counts = {c: int(run.clinical[c].isna().sum()) for c in dict.fromkeys(used)}
-        missing.append(
-            "missing values in the clinical columns used: "
-            + ", ".join(f"{c}: {n}" for c, n in counts.items())
-        )
-    for stage in ("handcrafted", "deep"):
-        n = _failures(run.path(stage, "failures.csv"))
-        if n is None:
-            n = _failures(run.path(stage, "features.failures.csv"))
-        if n is not None:
-            missing.append(f"{n} case(s) failed {stage} extraction (left out)")
-    for t in run.targets:
-        dropped = _mapping(t.provenance.get("dropped_cases"))
-        for why, cases in dropped.items():
-            missing.append(f"{t.name}: {len(cases)} case(s) left out ({why})")
-    if model or run.targets:
-        missing.append(
-            "missing feature values imputed with the training-fold median inside the "
-            "cross-validation (SimpleImputer)"
-        )
-    v["missing"] = "; ".join(missing)
-    cfg = model
-    if not cfg and run.targets:
-        cfg = _mapping(run.targets[0].provenance.get("config"))
-    if cfg:
-        v["validation"] = (
-            f"nested cross-validation: {cfg.get('outer_splits')} outer folds x "
-            f"{cfg.get('outer_repeats')} repeat(s), {cfg.get('inner_splits')} inner folds for "
-            f"tuning (selection rule {cfg.get('selection_rule')}); {cfg.get('n_boot')} bootstrap "
-            "resamples for the CIs"
-        )
-        if run.exists("external"):
-            v["validation"] += "; external validation on a second cohort"
-        v["model"] = (
-            f"survival model {cfg.get('model')}, classifier {cfg.get('classifier')}; feature "
-            f"sets {_fmt(cfg.get('feature_sets'))}"
-        )
-        v["reduction"] = (
-            f"near-zero variance filter, univariate pre-screen to {cfg.get('prescreen_k')}, "
-            f"Spearman correlation filter |r| > {cfg.get('correlation_threshold')}, screening "
-            f"to k in {_fmt(cfg.get('screen_k'))} tuned in the inner CV"
-            + (f"; ICC >= {cfg.get('icc_threshold')}" if cfg.get("icc_table") else "")
-            + " (all inside the training folds)"
-        )
-        v["confounders"] = (
-            f"clinical covariates {', '.join(run.covariates) or 'none'}"
-            + (" unpenalised" if cfg.get("clinical_unpenalized") else "")
-            + ("; ComBat harmonisation across sites" if cfg.get("combat") else "")
-        )
-        v["heterogeneity"] = (
-            "ComBat harmonisation of imaging features across the clinical site column, inside "
-            "the folds"
-            if cfg.get("combat")
-            else None
-        ) or ""
-        v["seed"] = str(study.get("seed", cfg.get("seed")))
-        v["comparison"] = (
-            f"every set compared with {cfg.get('reference_set')} as a paired difference on the "
-            f"same folds and bootstrap resamples; permutation test of the widest set "
-            f"({cfg.get('n_permutations')} shuffles)"
-        )
-    ci = next(
-        (t.provenance.get("ci_method") for t in run.targets if t.provenance.get("ci_method")), None
-    )
-    measures = []
-    if surv:
-        measures.append(
-            "Harrell's C (headline), Uno's C, time-dependent AUC, integrated Brier score"
-        )
-        measures.append("Kaplan-Meier risk groups with log-rank test and hazard ratio")
-    if run.target("classification"):
-        measures.append(
-            "ROC AUC (headline), balanced accuracy at the training-fold Youden threshold"
-        )
-    if run.targets:
-        measures.append("grouped calibration and decision curves (net benefit)")
-        v["measures"] = "; ".join(measures)
-    if ci:
-        v["uncertainty"] = str(ci)
-    perf = []
-    for t in run.targets:
-        metric = "C" if t.metric == "harrell_c" else "AUC"
-        for name in t.sets:
-            row = t.comparison.loc[name]
-            perf.append(
-                f"{t.name} {name}: {metric} {_fmt(row[t.metric])} "
-                f"(95 % CI {_fmt(row['ci_low'])}\u2013{_fmt(row['ci_high'])})"
-            )
-    if perf:
-        v["performance"] = "; ".join(perf)
-    gain = []
-    for t in run.targets:
-        if "delta" in t.comparison.columns:
-            for set_name, row in t.comparison.iterrows():
-                if pd.notna(row.get("delta")):
-                    gain.append(
-                        f"{t.name} {set_name} \u2212 reference: {float(row['delta']):+.3f} "
-                        f"(95 % CI {_fmt(row.get('delta_ci_low'))}\u2013{_fmt(row.get('delta_ci_high'))})"
-                    )
-    if gain:
-        v["gain"] = "; ".join(gain)
-    versions = _mapping(run.run.get("versions")) or next(
-        (
-            _mapping(t.provenance.get("versions"))
-            for t in run.targets
-            if t.provenance.get("versions")
-        ),
-        {},
-    )
-    if versions:
-        v["versions"] = ", ".join(f"{k} {val}" for k, val in versions.items())
-        extract = [f"{k} {versions[k]}" for k in ("pyradiomics", "torch", "monai") if k in versions]
-        v["software"] = (
-            "hybridrad "
-            + str(run.run.get("hybridrad_version") or versions.get("hybridrad", "?"))
-            + ("; " + ", ".join(extract) if extract else "")
-        )
-    settings = _radiomics_settings(run)
-    if settings is not None:
-        cfg_r = settings[0]
-        s = _mapping(cfg_r.get("setting"))
-        if s:
-            if "binWidth" in s or "binCount" in s:
-                v["discretisation"] = (
-                    f"fixed bin width {s['binWidth']}"
-                    if "binWidth" in s
-                    else f"fixed bin count {s['binCount']}"
-                )
-            if "resampledPixelSpacing" in s:
-                v["resampling"] = (
-                    f"resampled to {_fmt(s['resampledPixelSpacing'])} mm, interpolator "
-                    f"{s.get('interpolator', 'sitkBSpline (default)')}"
-                )
-            norm = [
-                f"{k} {s[k]}" for k in ("normalize", "normalizeScale", "voxelArrayShift") if k in s
-            ]
-            if norm:
-                v["preprocessing"] = "intensity normalisation: " + ", ".join(norm)
-        if cfg_r.get("imageType"):
-            v["image_types"] = ", ".join(
-                f"{k} {_fmt(val)}" if val else str(k)
-                for k, val in _mapping(cfg_r.get("imageType")).items()
-            )
-        if cfg_r.get("featureClass"):
-            v["classes"] = ", ".join(str(k) for k in _mapping(cfg_r.get("featureClass")))
-        v["defaults"] = (
-            "settings not in handcrafted/radiomics.yaml (reproduced in this report) are "
-            "pyradiomics defaults"
-        )
-    pre = _mapping(study.get("preprocess"))
-    if pre.get("spacing"):
-        v["preprocessing"] = (
-            f"images resampled to {_fmt(pre['spacing'])} mm before segmentation and extraction; "
-            + v.get("preprocessing", "")
-        ).rstrip("; ")
-    n_rad = _n_columns(run.path("handcrafted", "features.parquet"))
-    n_deep = _n_columns(run.path("deep", "features.parquet"))
-    n_feats = []
-    if n_rad is not None:
-        n_feats.append(f"{n_rad} handcrafted")
-    if n_deep is not None:
-        deep = _mapping(_mapping(study.get("features")).get("deep"))
-        n_feats.append(
-            f"{n_deep} deep (encoder {deep.get('encoder') or 'the segmentation network'})"
-        )
-    if n_feats:
-        v["n_features"] = " + ".join(n_feats) + " features per case"
-    seg = _mapping(study.get("segmentation"))
-    if seg:
-        how = (
-            f"automatic, 3D, MONAI model {seg.get('model')}"
-            if seg.get("model")
-            else "automatic, 3D, model trained on the cohort's masks"
-        )
-        v["segmentation"] = how
-    elif run.exists("cohort", "manifest.csv"):
-        v["segmentation"] = "masks of the manifest (method to be described by the authors)"
-    qpath = run.path("segmentation", "quality.csv")
-    if qpath.is_file():
-        q = _read_csv(qpath, ["region", "dice"])
-        v["seg_reliability"] = "Dice against reference masks: " + ", ".join(
-            f"{r} {d:.3f}" for r, d in q.groupby("region", sort=False)["dice"].mean().items()
-        )
-    steps = []
-    for t in run.targets:
-        folder = _final_dir(t)
-        if folder is not None:
-            meta = _final_meta(folder)
-            steps.append(
-                f"{t.name}: {meta.get('feature_set')} model, {meta.get('n_features_active')} "
-                f"active of {meta.get('n_features')} features, steps {', '.join(meta.get('steps', []))}, "
-                f"saved without pickle in {folder.relative_to(run.root)}"
-            )
-    if steps:
-        v["final"] = "; ".join(steps)
-    if run.targets:
-        v["scaling"] = "standardisation (StandardScaler) fitted inside each training fold"
-        v["output"] = "; ".join(
-            (
-                f"{t.name}: a risk score; high/low groups at the median training risk"
-                if t.task == "survival"
-                else f"{t.name}: probability of the positive class; decision threshold by "
-                "Youden's J on the training data"
-            )
-            for t in run.targets
-        )
-    stages = _mapping(run.run.get("stages"))
-    if stages:
-        v["pipeline"] = " \u2192 ".join(str(s) for s in stages)
-    if run.exists("study.yaml"):
-        v["code"] = (
-            f"hybridrad {run.run.get('hybridrad_version', '')}; the run is reproduced by "
-            "`hybridrad run study.yaml` (availability to be stated by the authors)"
-        ).replace("  ", " ")
-        v["settings_shared"] = "study.yaml and handcrafted/radiomics.yaml (in this report)"
-    if run.exists("handcrafted", "features.parquet") or run.exists("deep", "features.parquet"):
-        v["feature_data"] = (
-            "feature tables in handcrafted/ and deep/ of the run directory (sharing to be "
-            "decided by the authors)"
-        )
-    if run.exists("external"):
-        v["external"] = "the final model scored unchanged on the external cohort (no updating)"
-    v["interpretability"] = "model coefficients on standardised features (feature importance)"
-    return _Facts(v)
-
-
-#: TRIPOD+AI items (Collins et al., BMJ 2024;385:e078378): (id, topic, fact key or None).
-TRIPOD_AI: tuple[tuple[str, str, str | None], ...] = (
-    ("1", "Title", None),
-    ("2", "Abstract", None),
-    ("3a", "Background: healthcare context and rationale", None),
-    ("3b", "Background: target population and intended use", None),
-    ("3c", "Background: known health inequalities", None),
-    ("4", "Objectives", None),
-    ("5a", "Data: sources", "source"),
-    ("5b", "Data: dates of accrual and follow-up", None),
-    ("6a", "Participants: setting and centres", None),
-    ("6b", "Participants: eligibility criteria", None),
-    ("6c", "Participants: treatments", None),
-    ("7", "Data preparation and quality checking", "preprocessing"),
-    ("8a", "Outcome: definition and time horizon", "outcome"),
-    ("8b", "Outcome: assessor qualifications", None),
-    ("8c", "Outcome: blinding", None),
-    ("9a", "Predictors: choice and pre-selection", "reduction"),
-    ("9b", "Predictors: definition and measurement", "n_features"),
-    ("9c", "Predictors: assessor qualifications", None),
-    ("10", "Sample size", "size"),
-    ("11", "Missing data", "missing"),
-    ("12a", "Analysis: how the data were used", "validation"),
-    ("12b", "Analysis: handling of predictors", "scaling"),
-    ("12c", "Analysis: model type, building, tuning, internal validation", "model"),
-    ("12d", "Analysis: heterogeneity across clusters", "heterogeneity"),
-    ("12e", "Analysis: performance measures", "measures"),
-    ("12f", "Analysis: model updating", None),
-    ("12g", "Analysis: how predictions were calculated (evaluation)", "external"),
-    ("13", "Class imbalance", None),
-    ("14", "Fairness", None),
-    ("15", "Model output and thresholds", "output"),
-    ("16", "Training versus evaluation data", None),
-    ("17", "Ethical approval", None),
-    ("18a", "Funding", None),
-    ("18b", "Conflicts of interest", None),
-    ("18c", "Protocol", None),
-    ("18d", "Registration", None),
-    ("18e", "Data sharing", "feature_data"),
-    ("18f", "Code sharing", "code"),
-    ("19", "Patient and public involvement", None),
-    ("20a", "Participants: flow, outcome counts, follow-up", "size"),
-    ("20b", "Participants: characteristics (see Cohort)", "size"),
-    ("20c", "Participants: development vs evaluation data", None),
-    ("21", "Model development: participants and events per analysis", "size"),
-    ("22", "Model specification", "final"),
-    ("23a", "Model performance with confidence intervals", "performance"),
-    ("23b", "Heterogeneity of performance across clusters", None),
-    ("24", "Model updating results", None),
-    ("25", "Interpretation", None),
-    ("26", "Limitations", None),
-    ("27a", "Usability: poor or missing input data", None),
-    ("27b", "Usability: user interaction and expertise", None),
-    ("27c", "Usability: next steps", None),
-)
-
-#: CLEAR items (Kocak et al., Insights Imaging 2023;14:75): (id, topic, fact key or None).
-CLEAR: tuple[tuple[str, str, str | None], ...] = (
-    ("1", "Title specifying the radiomic methodology", None),
-    ("2", "Structured abstract", None),
-    ("3", "Keywords", None),
-    ("4", "Scientific or clinical background", None),
-    ("5", "Rationale for a radiomic approach", None),
-    ("6", "Study objectives", None),
-    ("7", "Adherence to guidelines or checklists", None),
-    ("8", "Ethical details", None),
-    ("9", "Sample size calculation", "size"),
-    ("10", "Study nature (retrospective, prospective)", None),
-    ("11", "Eligibility criteria", None),
-    ("12", "Flowchart of the technical pipeline", "pipeline"),
-    ("13", "Data source", "source"),
-    ("14", "Data overlap with previous studies", None),
-    ("15", "Data split methodology", "validation"),
-    ("16", "Imaging protocol", None),
-    ("17", "Non-radiomic predictor variables", "confounders"),
-    ("18", "Reference standard (outcome)", "outcome"),
-    ("19", "Segmentation strategy", "segmentation"),
-    ("20", "Segmentation operators", None),
-    ("21", "Image pre-processing", "preprocessing"),
-    ("22", "Resampling method and parameters", "resampling"),
-    ("23", "Discretisation method and parameters", "discretisation"),
-    ("24", "Image types", "image_types"),
-    ("25", "Feature extraction software and version", "software"),
-    ("26", "Feature classes", "classes"),
-    ("27", "Number of features", "n_features"),
-    ("28", "Default configuration statement", "defaults"),
-    ("29", "Handling of missing data", "missing"),
-    ("30", "Class imbalance", None),
-    ("31", "Segmentation reliability", "seg_reliability"),
-    ("32", "Feature scaling", "scaling"),
-    ("33", "Dimension reduction", "reduction"),
-    ("34", "Algorithm details", "model"),
-    ("35", "Training and tuning (seed)", "seed"),
-    ("36", "Handling of confounders", "confounders"),
-    ("37", "Model selection strategy", "validation"),
-    ("38", "Testing technique", "validation"),
-    ("39", "Performance metrics", "measures"),
-    ("40", "Uncertainty evaluation", "uncertainty"),
-    ("41", "Statistical performance comparison", "comparison"),
-    ("42", "Comparison with non-radiomic and combined methods", "comparison"),
-    ("43", "Interpretability and explainability", "interpretability"),
-    ("44", "Baseline characteristics (see Cohort)", "size"),
-    ("45", "Flowchart of eligibility", None),
-    ("46", "Feature statistics", "final"),
-    ("47", "Model performance", "performance"),
-    ("48", "Comparison with non-radiomic and combined approaches", "gain"),
-    ("49", "Overview of important findings", None),
-    ("50", "Previous works", None),
-    ("51", "Practical implications", None),
-    ("52", "Strengths and limitations", None),
-    ("53", "Sharing images and segmentations", None),
-    ("54", "Sharing radiomic feature data", "feature_data"),
-    ("55", "Sharing pre-processing scripts or settings", "settings_shared"),
-    ("56", "Sharing modelling code", "code"),
-    ("57", "Sharing final model files", "final"),
-    ("58", "Sharing a ready-to-use system", None),
-)
-
-
-def checklist(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """The CLEAR and TRIPOD+AI items a run fills in, and those left to the authors.
-
-    Parameters
-    ----------
-    run_dir
-        A run directory (``hybridrad run``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per item: ``checklist`` (``TRIPOD+AI`` or ``CLEAR``), ``item`` (its
-        number), ``topic``, ``value`` (what the run recorded, or "to be completed by the
-        authors") and ``filled`` (bool).
-    """
-    facts = _facts(_load_run(Path(run_dir)))
-    return _checklist_table(facts)
-
-
-def _checklist_table(facts: _Facts) -> pd.DataFrame:
-    rows = []
-    for name, items in (("TRIPOD+AI", TRIPOD_AI), ("CLEAR", CLEAR)):
-        for item, topic, key in items:
-            value = facts.get(key) if key else None
-            rows.append((name, item, topic, value or TO_COMPLETE, value is not None))
-    return pd.DataFrame(rows, columns=["checklist", "item", "topic", "value", "filled"])
-
-
-def _reproducibility_section(run: _Run) -> tuple[str, str, str] | None:
+def _reproducibility_section(run: Run) -> tuple[str, str, str] | None:
     body = ""
     facts = []
     for key, label in (
@@ -1982,16 +1314,16 @@ def _reproducibility_section(run: _Run) -> tuple[str, str, str] | None:
         facts.append(("seed", run.study["seed"]))
     if facts:
         body += _kv_table(facts)
-    stages = _mapping(run.run.get("stages"))
+    stages = mapping(run.run.get("stages"))
     if stages:
         table = pd.DataFrame(
             [
-                {"stage": name, **{k: _mapping(info).get(k) for k in ("status", "key", "seconds")}}
+                {"stage": name, **{k: mapping(info).get(k) for k in ("status", "key", "seconds")}}
                 for name, info in stages.items()
             ]
         ).set_index("stage")
         body += "<h3>Stages</h3>" + _table(table)
-    versions = _mapping(run.run.get("versions"))
+    versions = mapping(run.run.get("versions"))
     if versions:
         body += "<h3>Software versions</h3>" + _kv_table(versions.items())
     if run.exists("study.yaml"):
@@ -2003,22 +1335,22 @@ def _reproducibility_section(run: _Run) -> tuple[str, str, str] | None:
     hashes = _hash_rows(run)
     if not hashes.empty:
         body += "<h3>Hashes of inputs and stages</h3>" + _table(hashes, index=False, scroll=True)
-    for path in _provenance_files(run):
+    for path in provenance_files(run):
         body += _details(
-            f"{path.relative_to(run.root)}", _pre(json.dumps(_read_json(path), indent=2))
+            f"{path.relative_to(run.root)}", _pre(json.dumps(read_json(path), indent=2))
         )
-    settings = _radiomics_settings(run)
+    settings = radiomics_settings(run)
     if settings is not None:
         cfg, text = settings
         body += "<h3>Radiomics (IBSI) settings</h3>"
-        s = _mapping(cfg.get("setting"))
+        s = mapping(cfg.get("setting"))
         if s:
             body += _kv_table(s.items(), caption="setting (handcrafted/radiomics.yaml)")
-        rows = [("image types", ", ".join(map(str, _mapping(cfg.get("imageType")))))]
-        rows.append(("feature classes", ", ".join(map(str, _mapping(cfg.get("featureClass"))))))
+        rows = [("image types", ", ".join(map(str, mapping(cfg.get("imageType")))))]
+        rows.append(("feature classes", ", ".join(map(str, mapping(cfg.get("featureClass"))))))
         body += _kv_table(rows)
         body += _details("handcrafted/radiomics.yaml", _pre(text))
-    table = _checklist_table(_facts(run))
+    table = checklist_table(collect_facts(run))
     if not body and not run.targets:
         return None
     n_filled = int(table["filled"].sum())
@@ -2027,7 +1359,17 @@ def _reproducibility_section(run: _Run) -> tuple[str, str, str] | None:
         f"marked '{TO_COMPLETE}'. Item numbers follow TRIPOD+AI (Collins et al., BMJ "
         "2024;385:e078378) and CLEAR (Kocak et al., Insights Imaging 2023;14:75)."
     )
-    body += _table(table.drop(columns=["filled"]).set_index("checklist"), scroll=True, digits=3)
+    for name in dict.fromkeys(table["checklist"]):
+        trs: list[str] = []
+        for item, topic, value, filled in table.loc[
+            table["checklist"] == name, ["item", "topic", "value", "filled"]
+        ].itertuples(index=False):
+            cls = "" if filled else ' class="todo"'
+            trs.append(f"<tr><th>{_e(item)}</th><td>{_e(topic)}</td><td{cls}>{_e(value)}</td></tr>")
+        body += (
+            f"<table><caption>{_e(name)}</caption><thead><tr><th>item</th><th>topic</th>"
+            "<th>value from the run</th></tr></thead><tbody>" + "".join(trs) + "</tbody></table>"
+        )
     intro = (
         "Everything needed to rerun and to audit the study: software versions, the study "
         "file verbatim, its hash and the stage keys, the hashes of the inputs, the "
@@ -2052,7 +1394,8 @@ h2{margin-top:1.4em;color:#1d3557}
 h3{margin-bottom:.4em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 caption{text-align:left;font-style:italic;padding:.2em 0}
-th,td{border:1px solid #d8dee8;padding:.25em .55em;text-align:left;vertical-align:top}
+th,td{border:1px solid #d8dee8;padding:.25em .55em;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
 thead th{background:#f1f4f8}
 tbody tr:nth-child(even){background:#fafbfd}
 .scroll{max-height:28em;overflow:auto;max-width:100%}
@@ -2061,13 +1404,14 @@ figure img{max-width:100%;height:auto;border:1px solid #e3e7ee}
 figcaption{font-size:.85em;color:#4a5468;max-width:700px}
 .grid{display:flex;flex-wrap:wrap;gap:1em}
 .grid figure{flex:0 1 480px}
+td.todo{color:#8a93a6;font-style:italic}
 .note{color:#6b4f00;background:#fff8e1;border-left:3px solid #f0b400;padding:.3em .6em}
 pre{background:#f6f8fa;border:1px solid #e3e7ee;padding:.6em;overflow:auto;font-size:.82em}
 details{margin:.5em 0}
 summary{cursor:pointer;color:#1d3557}
 """
 
-_SECTIONS: tuple[Callable[[_Run], tuple[str, str, str] | None], ...] = (
+_SECTIONS: tuple[Callable[[Run], tuple[str, str, str] | None], ...] = (
     _cohort_section,
     _segmentation_section,
     _comparison_section,
@@ -2107,7 +1451,7 @@ def render_report(run_dir: str | os.PathLike[str]) -> str:
         raise FileNotFoundError(
             f"run directory {root} not found; give the --out folder of `hybridrad run`"
         )
-    run = _load_run(root)
+    run = load_run(root)
     sections = [s for s in (build(run) for build in _SECTIONS) if s is not None]
     nav = "".join(f'<a href="#{_e(sid)}">{_e(title)}</a>' for sid, title, _ in sections)
     subtitle = " \u00b7 ".join(

@@ -257,7 +257,7 @@ def difference_plot(
         The figure, or ``path`` once written.
     """
     rows = table[np.isfinite(pd.to_numeric(table["delta"], errors="coerce"))]
-    fig, ax = _figure((6, 0.9 + 0.45 * max(1, len(rows))))
+    fig, ax = _figure((6, 1.0 + 0.55 * max(1, len(rows))))
     y = np.arange(len(rows))[::-1]
     est = rows["delta"].to_numpy(float)
     lo = rows.get("delta_ci_low", rows["delta"]).to_numpy(float)
@@ -268,8 +268,16 @@ def difference_plot(
     if "delta_p" in rows.columns:
         for yi, xi, p in zip(y, est, rows["delta_p"].to_numpy(float), strict=True):
             if np.isfinite(p):
-                ax.annotate(f"p={p:.2g}", (xi, yi), textcoords="offset points", xytext=(0, 6))
+                ax.annotate(
+                    f"p={p:.2g}",
+                    (xi, yi),
+                    textcoords="offset points",
+                    xytext=(0, -13),
+                    ha="center",
+                    fontsize=8,
+                )
     ax.set_yticks(y, [str(i) for i in rows.index])
+    ax.set_ylim(-0.7, len(rows) - 0.4)
     ax.set(xlabel=f"difference to {reference_set} (95 % CI)", title=title)
     return _finish(fig, path)
 
