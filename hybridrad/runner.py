@@ -445,13 +445,26 @@ class _InProcess:
         self.queue.clear()
 
 
+def _start_method() -> str:
+    """How worker processes start: ``fork`` (fast) unless torch is loaded here.
+
+    A process whose torch has run a multi-threaded operation cannot be forked safely: the
+    child inherits a broken OpenMP thread pool and hangs in its first convolution (seen
+    with ``hybridrad run``: deep features in-process, then a segmentation pool). Then the
+    workers come from a ``forkserver``, a clean process started for the purpose.
+    """
+    if os.name != "posix":
+        return "spawn"
+    return "forkserver" if "torch" in sys.modules else "fork"
+
+
 class _LocalPool:
     """``jobs>1``: a process pool whose workers die with this process."""
 
     def __init__(self, task: CaseTask, jobs: int) -> None:
         import multiprocessing as mp
 
-        ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+        ctx = mp.get_context(_start_method())
         self.task = task
         self.capacity = jobs
         self.pool = ProcessPoolExecutor(
