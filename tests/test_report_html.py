@@ -284,7 +284,8 @@ def _parse(text: str) -> _Page:
 
 
 def _section_ids(text: str) -> set[str]:
-    return {str(a["id"]) for t, a in _parse(text).tags if t == "section" and a.get("id")}
+    ids = {str(a["id"]) for t, a in _parse(text).tags if t == "section" and a.get("id")}
+    return ids
 
 
 # --- the report of a full run ----------------------------------------------------------------
@@ -432,6 +433,23 @@ def test_missing_run_dir_and_malformed_files(run_dir: Path, tmp_path: Path) -> N
     )
     with pytest.raises(ReportInputError, match=r"quality.csv.*\['region', 'hd95_mm'\]"):
         render_report(broken)
+
+
+def test_what_cannot_be_computed_is_said(run_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from hybridrad.report.html import ReportWarning
+
+    odd = _copy(run_dir, tmp_path / "odd", ["cohort", "evaluation", "run.json"])
+    shutil.rmtree(odd / "evaluation" / "idh")
+    study = yaml.safe_load((run_dir / "study.yaml").read_text())
+    study["targets"]["survival"]["time"] = "no_such_column"
+    (odd / "study.yaml").write_text(yaml.safe_dump(study))
+    with pytest.warns(ReportWarning, match="survival columns"):
+        text = render_report(odd)
+    assert "km" in _section_ids(text) and "problems" in _section_ids(text)
+    start = text.index('<section id="km">')
+    assert "Not shown: the survival columns are not known" in text[start:]
 
 
 def test_write_report_to_a_chosen_path(run_dir: Path, tmp_path: Path) -> None:

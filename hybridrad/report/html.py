@@ -109,8 +109,10 @@ def _table(
     digits: int = 3,
     caption: str | None = None,
     scroll: bool = False,
+    wrap: bool = False,
 ) -> str:
-    """An escaped HTML table of ``frame``."""
+    """An escaped HTML table of ``frame`` (``wrap``: long cells such as hashes break
+    anywhere)."""
     head = ([_e(frame.index.name or "")] if index else []) + [_e(c) for c in frame.columns]
     rows = []
     for key, row in zip(frame.index, frame.itertuples(index=False), strict=True):
@@ -120,7 +122,8 @@ def _table(
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{_e(caption)}</caption>" if caption else ""
     body = (
-        f"<table>{cap}<thead><tr>"
+        ('<table class="wrap">' if wrap else "<table>")
+        + f"{cap}<thead><tr>"
         + "".join(f"<th>{h}</th>" for h in head)
         + "</tr></thead><tbody>"
         + "".join(rows)
@@ -1334,7 +1337,9 @@ def _reproducibility_section(run: Run) -> tuple[str, str, str] | None:
         body += _pre(run.path("study.yaml").read_text(encoding="utf-8"))
     hashes = _hash_rows(run)
     if not hashes.empty:
-        body += "<h3>Hashes of inputs and stages</h3>" + _table(hashes, index=False, scroll=True)
+        body += "<h3>Hashes of inputs and stages</h3>" + _table(
+            hashes, index=False, scroll=True, wrap=True
+        )
     for path in provenance_files(run):
         body += _details(
             f"{path.relative_to(run.root)}", _pre(json.dumps(read_json(path), indent=2))
@@ -1395,7 +1400,8 @@ h3{margin-bottom:.4em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 caption{text-align:left;font-style:italic;padding:.2em 0}
 th,td{border:1px solid #d8dee8;padding:.25em .55em;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
+overflow-wrap:break-word}
+table.wrap td{overflow-wrap:anywhere}
 thead th{background:#f1f4f8}
 tbody tr:nth-child(even){background:#fafbfd}
 .scroll{max-height:28em;overflow:auto;max-width:100%}
