@@ -13,7 +13,7 @@ setup:
 	./scripts/setup.sh
 
 demo: setup
-	$(BIN)/hybridrad demo $(DEMO_OUT) --overwrite
+	$(BIN)/hybridrad run demo --out $(DEMO_OUT)
 
 lint: setup
 	$(BIN)/ruff check $(CHECKED)

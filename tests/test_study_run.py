@@ -51,7 +51,7 @@ def test_every_problem_is_reported_with_its_key_path() -> None:
     )
     with pytest.raises(StudyFileError) as info:
         parse_study(bad, source="bad.yaml")
-    paths = [p for p, _ in info.value.problems]
+    paths = [p for p, _ in info.value.key_problems]
     assert "features.deep.batch_sise" in paths
     assert "features.handcrafted.tolerance" in paths
     assert "report.colour" in paths
@@ -83,7 +83,9 @@ def test_every_problem_is_reported_with_its_key_path() -> None:
 def test_impossible_studies_are_refused(over: dict[str, Any], path: str, words: str) -> None:
     with pytest.raises(StudyFileError) as info:
         parse_study(_minimal(**over))
-    assert any(p == path and words in msg for p, msg in info.value.problems), info.value.problems
+    assert any(p == path and words in msg for p, msg in info.value.key_problems), (
+        info.value.key_problems
+    )
 
 
 def test_study_file_errors(tmp_path: Path) -> None:
@@ -191,3 +193,23 @@ def test_a_failed_stage_is_recomputed_next_time(tmp_path: Path) -> None:
     record = json.loads((out / "run.json").read_text())
     assert "no_such_column" in record["failed"]
     assert not (out / "evaluation" / "stage.json").exists()
+
+
+def test_cli_run_prints_one_line_per_problem_and_the_report_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hybridrad.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_minimal(features={"deep": {"batch_sise": 4}}, colour=1)))
+    assert main(["run", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: StudyFileError: ") for line in err)
+    assert any("features.deep.batch_sise: Extra inputs" in line for line in err)
+    assert any(line.endswith("colour: Extra inputs are not permitted") for line in err)
+    assert "Traceback" not in "".join(err)
+
+    good = _clinical_only(tmp_path)
+    assert main(["run", str(good), "--out", str(tmp_path / "o"), "--jobs", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"report: {tmp_path / 'o' / 'report' / 'report.html'}"

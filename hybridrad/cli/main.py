@@ -25,7 +25,7 @@ Handler = Callable[[argparse.Namespace], int]
 #: The handler modules (``hybridrad.cli.<name>``), in the order ``hybridrad --help`` lists
 #: their commands: the flow of a study. Each has ``add_parsers(subparsers)``; a new module
 #: of commands is one more name here.
-COMMAND_MODULES: tuple[str, ...] = ("cohort", "segment", "features", "study", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("cohort", "segment", "features", "study", "run")
 
 #: Commands that read a manifest; each gets ``--nonfinite`` and ``--allow-outside``.
 MANIFEST_COMMANDS = (
@@ -106,6 +106,7 @@ OUTPUTS: dict[str, str | tuple[str, ...]] = {
     "discover": (".csv",),
     "demo-cohort": "folder",
     "demo": "folder",
+    "run": "folder",
 }
 
 #: Exit statuses of :func:`main`.

@@ -43,12 +43,18 @@ SHIPPED_STUDIES = ("demo", "lgg")
 class StudyFileError(HybridradError, ValueError):
     """A study file cannot be used: unknown key, wrong type, impossible combination.
 
-    ``problems`` holds one ``(key path, message)`` pair per problem.
+    ``key_problems`` holds one ``(key path, message)`` pair per problem, and ``problems``
+    one :class:`StudyFileError` per problem (the command line prints one line each).
     """
 
-    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, message: str, key_problems: list[tuple[str, str]] | None = None, source: str = ""
+    ) -> None:
         super().__init__(message)
-        self.problems = problems or []
+        self.key_problems = key_problems or []
+        self.problems = [
+            StudyFileError(f"{source}: {path}: {msg}") for path, msg in self.key_problems
+        ]
 
 
 class _Section(BaseModel):
@@ -310,7 +316,7 @@ def parse_study(data: Any, source: str = "study") -> StudySpec:
         ]
         lines = "; ".join(f"{path}: {msg}" for path, msg in problems)
         raise StudyFileError(
-            f"{source}: {len(problems)} problem(s): {lines}", problems=problems
+            f"{source}: {len(problems)} problem(s): {lines}", problems, source
         ) from None
 
 
