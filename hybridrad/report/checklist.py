@@ -12,7 +12,7 @@ section.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -33,24 +33,16 @@ from hybridrad.report._rundir import (
     slug,
 )
 
-__all__ = ["CLEAR", "TO_COMPLETE", "TRIPOD_AI", "checklist", "checklist_table"]
+__all__ = ["CLEAR", "TO_COMPLETE", "TRIPOD_AI", "checklist"]
 
 
+#: The value of the items only the authors can fill in.
 TO_COMPLETE = "to be completed by the authors"
 
 
-@dataclass
-class _Facts:
-    """What the checklist items are filled from."""
-
-    values: dict[str, str]
-
-    def get(self, key: str) -> str | None:
-        value = self.values.get(key)
-        return value if value else None
-
-
-def collect_facts(run: Run) -> _Facts:
+def collect_facts(run: Run) -> dict[str, str]:
+    """What the run recorded that checklist items ask for, by fact name (an empty or
+    absent fact leaves its items to the authors)."""
     v: dict[str, str] = {}
     study, model = run.study, run.model
     cohort = mapping(study.get("cohort"))
@@ -379,7 +371,7 @@ def collect_facts(run: Run) -> _Facts:
             "applied unchanged to the external cohort (no updating)"
         )
     v["interpretability"] = "model coefficients on standardised features (feature importance)"
-    return _Facts(v)
+    return v
 
 
 #: TRIPOD+AI items (Collins et al., BMJ 2024;385:e078378): (id, topic, fact key or None).
@@ -521,10 +513,12 @@ def checklist(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return checklist_table(facts)
 
 
-def checklist_table(facts: _Facts) -> pd.DataFrame:
+def checklist_table(facts: Mapping[str, str]) -> pd.DataFrame:
+    """The checklist rows (see :func:`checklist`) filled from ``facts``
+    (:func:`collect_facts`)."""
     rows = []
     for name, items in (("TRIPOD+AI", TRIPOD_AI), ("CLEAR", CLEAR)):
         for item, topic, key in items:
-            value = facts.get(key) if key else None
+            value = (facts.get(key) or None) if key else None
             rows.append((name, item, topic, value or TO_COMPLETE, value is not None))
     return pd.DataFrame(rows, columns=["checklist", "item", "topic", "value", "filled"])

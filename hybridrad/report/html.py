@@ -323,7 +323,7 @@ def _cohort_or_none(path: Path) -> Any:
     if not path.is_file():
         return None
     try:
-        return Cohort.from_csv(path)
+        return Cohort.from_csv(path, allow_outside=True)  # written by the run itself
     except HybridradError as exc:
         raise ReportInputError(f"{path}: {exc}") from exc
 
