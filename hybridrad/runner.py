@@ -464,11 +464,17 @@ class _LocalPool:
     def __init__(self, task: CaseTask, jobs: int) -> None:
         import multiprocessing as mp
 
-        ctx = mp.get_context(_start_method())
+        method = _start_method()
+        # A forkserver's workers are its children: they die with it, and it ends when
+        # this process does (its pipe from here closes).
+        parent = None if method == "forkserver" else os.getpid()
         self.task = task
         self.capacity = jobs
         self.pool = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
+            max_workers=jobs,
+            mp_context=mp.get_context(method),
+            initializer=init_worker,
+            initargs=(parent,),
         )
         self.futures: set[Future[_Outcome]] = set()
 
