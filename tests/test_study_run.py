@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -213,3 +215,28 @@ def test_cli_run_prints_one_line_per_problem_and_the_report_path(
     assert main(["run", str(good), "--out", str(tmp_path / "o"), "--jobs", "1"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == f"report: {tmp_path / 'o' / 'report' / 'report.html'}"
+
+
+def test_preprocess_stage_resamples_images_and_masks(tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    study = yaml.safe_load(_clinical_only(tmp_path).read_text())
+    study["preprocess"] = {"spacing": [6.0, 6.0, 4.0]}
+    path = tmp_path / "pre.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = tmp_path / "out"
+    run = run_study(path, out, progress=False)
+    assert run.computed() == ["cohort", "preprocess", "evaluation", "report"]
+    manifest = pd.read_csv(out / "preprocess" / "manifest.csv")
+    original = pd.read_csv(out / "cohort" / "manifest.csv")
+    assert len(manifest) == len(original) == 20
+    before = sitk.ReadImage(str(out / "cohort" / original.loc[0, "mask"]))
+    after = sitk.ReadImage(str(out / "preprocess" / manifest.loc[0, "mask"]))
+    assert after.GetSpacing() == (6.0, 6.0, 4.0)  # synthetic: 3 mm isotropic, 64^3
+    assert after.GetSize() == (32, 32, 48)
+    assert after.GetPixelID() == before.GetPixelID()  # nearest neighbour keeps labels
+    labels_before = set(np.unique(sitk.GetArrayFromImage(before)))
+    assert set(np.unique(sitk.GetArrayFromImage(after))) <= labels_before
+    flair = sitk.ReadImage(str(out / "preprocess" / manifest.loc[0, "flair"]))
+    assert flair.GetPixelID() == sitk.sitkFloat32
+    assert run_study(path, out, progress=False).computed() == []

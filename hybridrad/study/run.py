@@ -101,6 +101,13 @@ def _resolve(path: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
+def _file_or_name(value: str, base: Path) -> str:
+    """A study value naming a file or a shipped preset: the file's path when it exists
+    (relative to the study file), else the value itself (a preset name)."""
+    local = _resolve(value, base)
+    return str(local) if local.exists() else value
+
+
 def _table(cohort: Any) -> Any:
     """A manifest table of absolute paths from a Cohort."""
     import pandas as pd
@@ -206,12 +213,29 @@ class _Runner:
         if block == "handcrafted":
             from hybridrad.features.radiomics import RadiomicsConfig
 
-            local = _resolve(spec.config, self.base)
-            out["config"] = RadiomicsConfig.load(local if local.is_file() else spec.config).hash
+            out["config"] = RadiomicsConfig.load(_file_or_name(spec.config, self.base)).hash
         elif spec.encoder is not None:
             local = _resolve(spec.encoder, self.base)
             if local.is_file():
                 out["encoder"] = file_sha256(local)
+        return out
+
+    def segmentation_content(self) -> dict[str, str]:
+        """Hashes of the files the segmentation section names (a model folder or a training
+        config edited in place changes the stage key)."""
+        seg = self.spec.segmentation
+        assert seg is not None
+        out: dict[str, str] = {}
+        if seg.train is not None:
+            local = _resolve(seg.train.config, self.base)
+            if local.is_file():
+                out["train_config"] = file_sha256(local)
+        elif seg.model is not None:
+            from hybridrad.segment.registry import resolve_model
+
+            folder = resolve_model(_file_or_name(seg.model, self.base))
+            for f in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+                out[f.name] = file_sha256(f)
         return out
 
     # -- cohort ----------------------------------------------------------------------------
@@ -340,9 +364,7 @@ class _Runner:
             from hybridrad.segment.config import SegConfig
             from hybridrad.segment.train import train_model
 
-            config_path = seg.train.config
-            local = _resolve(config_path, self.base)
-            config = SegConfig.load(local if local.is_file() else config_path)
+            config = SegConfig.load(_file_or_name(seg.train.config, self.base))
             train_model(
                 cohort,
                 folder / "model",
@@ -353,8 +375,7 @@ class _Runner:
             )
             model_dir = folder / "model"
         elif model_dir is not None:
-            local = _resolve(model_dir, self.base)
-            model_dir = resolve_model(local if local.exists() else model_dir)
+            model_dir = resolve_model(_file_or_name(model_dir, self.base))
         else:
             model_dir = pick_model(list(cohort.sequences)).path
             print(f"    shipped model picked for the sequences: {model_dir.name}", flush=True)
@@ -394,8 +415,7 @@ class _Runner:
 
         spec = self.spec.features.handcrafted
         assert spec is not None
-        local = _resolve(spec.config, self.base)
-        config = RadiomicsConfig.load(local if local.is_file() else spec.config)
+        config = RadiomicsConfig.load(_file_or_name(spec.config, self.base))
         result = extract_radiomics(
             cohort,
             config,
@@ -414,10 +434,7 @@ class _Runner:
 
         spec = self.spec.features.deep
         assert spec is not None
-        encoder = spec.encoder
-        if encoder is not None:
-            local = _resolve(encoder, self.base)
-            encoder = str(local) if local.exists() else encoder
+        encoder = None if spec.encoder is None else _file_or_name(spec.encoder, self.base)
         result = extract_deep(
             cohort,
             encoder,
@@ -655,7 +672,7 @@ def _run_stages(
     if spec.segmentation is not None:
         key = runner.stage(
             "segmentation",
-            canonical["segmentation"],
+            {**canonical["segmentation"], "content": runner.segmentation_content()},
             [key],
             lambda d: runner.segment(cohort, d),
         )
