@@ -380,6 +380,7 @@ class _Runner:
             model_dir = pick_model(list(cohort.sequences)).path
             print(f"    shipped model picked for the sequences: {model_dir.name}", flush=True)
         meta = json.loads((Path(model_dir) / "model.json").read_text())
+        (folder / "model_used.json").write_text(json.dumps({"model": str(model_dir)}))
         (folder / "label_map.yaml").write_text(yaml.safe_dump(meta["label_map"], sort_keys=False))
         result, manifest = segment_cohort(
             cohort,
@@ -435,6 +436,10 @@ class _Runner:
         spec = self.spec.features.deep
         assert spec is not None
         encoder = None if spec.encoder is None else _file_or_name(spec.encoder, self.base)
+        seg_record = folder.parent / "segmentation" / "model_used.json"
+        if encoder in (None, "segmentation") and seg_record.is_file():
+            # the encoder of the model that segmented this cohort, not the default one
+            encoder = f"segmentation:{json.loads(seg_record.read_text())['model']}"
         result = extract_deep(
             cohort,
             encoder,
