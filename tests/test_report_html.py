@@ -32,18 +32,8 @@ from hybridrad.report.html import (
     render_report,
     write_report,
 )
+from hybridrad.segment.evaluate import METRIC_COLUMNS  # the columns of quality.csv
 
-#: The columns of segment.evaluate.evaluate_masks (``quality.csv``).
-METRIC_COLUMNS = [
-    "case_id",
-    "region",
-    "dice",
-    "hd95_mm",
-    "volume_true_ml",
-    "volume_pred_ml",
-    "volume_error_ml",
-    "volume_error_rel",
-]
 PACKAGE = Path(__file__).resolve().parents[1] / "hybridrad"
 HOSTILE_ID = '<script>alert("x")</script>&co'
 PNG = b"\x89PNG\r\n\x1a\n"

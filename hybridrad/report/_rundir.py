@@ -118,6 +118,14 @@ class Target:
             return None
         return read_csv(path, ["case_id"], dtype={"case_id": str})
 
+    def first_repeat(self, feature_set: str, column: str) -> pd.DataFrame | None:
+        """The predictions of ``feature_set`` in the first CV repeat; None when there are
+        none or they have no ``column``."""
+        pred = self.predictions(feature_set)
+        if pred is None or column not in pred.columns:
+            return None
+        return pred[pred["repeat"] == pred["repeat"].min()] if "repeat" in pred.columns else pred
+
     @property
     def title(self) -> str:
         if self.task == "survival":
@@ -243,10 +251,6 @@ def probability_column(pred: pd.DataFrame) -> str | None:
     if len(cols) == 1:
         return cols[0]
     return "p_1" if "p_1" in cols else None
-
-
-def first_repeat(pred: pd.DataFrame) -> pd.DataFrame:
-    return pred[pred["repeat"] == pred["repeat"].min()] if "repeat" in pred.columns else pred
 
 
 def final_dir(target: Target) -> Path | None:

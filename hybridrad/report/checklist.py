@@ -22,7 +22,6 @@ from hybridrad.report._rundir import (
     failures,
     final_dir,
     final_meta,
-    first_repeat,
     fmt,
     load_run,
     mapping,
@@ -87,9 +86,8 @@ def collect_facts(run: Run) -> dict[str, str]:
         if ev is not None:
             size.append(f"{ev} events ({t.name})")
         elif t.task == "classification" and t.provenance.get("positive_class") is not None:
-            pred = t.predictions(t.sets[0]) if t.sets else None
-            if pred is not None and "label" in pred.columns:
-                first = first_repeat(pred)
+            first = t.first_repeat(t.sets[0], "label") if t.sets else None
+            if first is not None:
                 n_pos = int((pd.to_numeric(first["label"], errors="coerce") == 1).sum())
                 size.append(f"{n_pos} of {len(first)} positive ({t.name})")
     if size:

@@ -45,7 +45,6 @@ from hybridrad.report._rundir import (
     Target,
     final_dir,
     final_meta,
-    first_repeat,
     fmt,
     load_run,
     mapping,
@@ -424,37 +423,21 @@ def _segmentation_section(run: Run) -> tuple[str, str, str] | None:
 # --- 3. comparison and paired difference ----------------------------------------------------
 
 
-HEADLINE = (
-    "blocks",
-    "n_features",
-    "harrell_c",
-    "auc",
-    "ci_low",
-    "ci_high",
-    "delta",
-    "delta_ci_low",
-    "delta_ci_high",
-    "delta_p",
-    "perm_p",
-    "imaging_folds",
-    "uno_c",
-    "td_auc",
-    "ibs",
-    "balanced_accuracy",
-    "logrank_p",
-    "hazard_ratio",
-)
+#: Columns of the comparison table shown after those of ``models.pipelines.HEADLINE_COLUMNS``.
+OTHER_METRICS = ("uno_c", "td_auc", "ibs", "balanced_accuracy", "logrank_p", "hazard_ratio")
 
 
 def _comparison_section(run: Run) -> tuple[str, str, str] | None:
     if not run.targets:
         return None
+    from hybridrad.models.pipelines import HEADLINE_COLUMNS
     from hybridrad.report.plots import comparison_plot
 
+    shown = ("blocks", "n_features", "harrell_c", "auc", *HEADLINE_COLUMNS[1:], *OTHER_METRICS)
     body = ""
     for target in run.targets:
         table = target.comparison
-        cols = [c for c in HEADLINE if c in table.columns]
+        cols = [c for c in shown if c in table.columns]
         metric_name = "Harrell's C" if target.metric == "harrell_c" else "ROC AUC"
         fig = comparison_plot(table, target.metric, title=f"{target.title}: {metric_name}")
         body += f"<h3>{_e(target.title)}</h3>"
@@ -535,20 +518,16 @@ def _difference_section(run: Run) -> tuple[str, str, str] | None:
 
 
 def _km_section(run: Run) -> tuple[str, str, str] | None:
-    targets = run.target("survival")
-    if not targets:
-        return None
     from hybridrad.models.stratify import compare_groups
     from hybridrad.report.plots import km_plot
 
     body = ""
-    for target in targets:
+    for target in run.target("survival"):
         figures = []
         for name in target.sets:
-            pred = target.predictions(name)
-            if pred is None or "group" not in pred.columns:
+            first = target.first_repeat(name, "group")
+            if first is None:
                 continue
-            first = pred[pred["repeat"] == pred["repeat"].min()] if "repeat" in pred else pred
             got = run.survival_y(list(first["case_id"]))
             if got is None:
                 body += _problem(
@@ -616,21 +595,17 @@ def _km_section(run: Run) -> tuple[str, str, str] | None:
 
 
 def _roc_section(run: Run) -> tuple[str, str, str] | None:
-    targets = run.target("classification")
-    if not targets:
-        return None
     from hybridrad.models.metrics import roc_curve_table
     from hybridrad.report.plots import roc_plot
 
     body = ""
-    for target in targets:
+    for target in run.target("classification"):
         curves = {}
         for name in target.sets:
-            pred = target.predictions(name)
-            if pred is None or "label" not in pred.columns:
+            first = target.first_repeat(name, "label")
+            if first is None:
                 continue
-            column = probability_column(pred)
-            first = first_repeat(pred)
+            column = probability_column(first)
             y = pd.to_numeric(first["label"], errors="coerce")
             if column is None or y.nunique() != 2:
                 continue
@@ -739,11 +714,10 @@ def _calibration_classification(run: Run, target: Target) -> str:
     body = ""
     ref = str(run.model.get("reference_set", "clinical"))
     for set_name in dict.fromkeys([n for n in (name, ref) if n in target.sets]):
-        pred = target.predictions(set_name)
-        column = None if pred is None else probability_column(pred)
-        if pred is None or column is None or "label" not in pred.columns:
+        first = target.first_repeat(set_name, "label")
+        column = None if first is None else probability_column(first)
+        if first is None or column is None:
             continue
-        first = first_repeat(pred)
         y = pd.to_numeric(first["label"], errors="coerce").to_numpy()
         prob = first[column].to_numpy(float)
         try:
@@ -1150,10 +1124,9 @@ def _correlation_section(run: Run) -> tuple[str, str, str] | None:
 
 
 def _hist_figure(observed: np.ndarray, null: np.ndarray) -> Figure:
-    from matplotlib.figure import Figure
+    from hybridrad.report.plots import _figure
 
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.subplots()
+    fig, ax = _figure((6, 3.5))
     ax.hist(observed, bins=40, range=(0.0, 1.0), alpha=0.7, label="observed")
     ax.hist(null, bins=40, range=(0.0, 1.0), alpha=0.5, label="cases shuffled")
     ax.set(xlabel="largest |Spearman r| with a deep feature", ylabel="handcrafted features")

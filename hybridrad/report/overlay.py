@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from hybridrad.report.plots import _figure, _save_png
+
 if TYPE_CHECKING:
     import SimpleITK as sitk
     from matplotlib.figure import Figure
@@ -192,7 +194,6 @@ def overlay_figure(
     matplotlib.figure.Figure
         The montage (not registered with pyplot).
     """
-    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     image = np.asarray(image)
@@ -203,8 +204,7 @@ def overlay_figure(
     aspect = 1.0 if spacing is None else float(spacing[0]) / float(spacing[1])
     ncols = max(1, min(ncols, len(slices)))
     nrows = math.ceil(len(slices) / ncols)
-    fig = Figure(figsize=(max(2.6 * ncols, 4.5), 2.6 * nrows + 0.9))
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).reshape(nrows, ncols)
+    fig, axes = _figure((max(2.6 * ncols, 4.5), 2.6 * nrows + 0.9), nrows, ncols, squeeze=False)
     colours = {}
     if truth is not None:
         colours["truth"] = "lime"
@@ -256,12 +256,8 @@ def write_overlay(
         ``sitk.GetArrayFromImage``; see :func:`radiological_arrays`).
     path
         PNG file to write (folders are created).
-    title
-        Figure title (the case id).
-    spacing
-        In-plane spacing ``(row, column)`` in mm, for the pixel aspect (square without).
-    max_slices
-        Most slices shown.
+    title, spacing, max_slices
+        As for :func:`overlay_figure`.
 
     Returns
     -------
@@ -269,7 +265,4 @@ def write_overlay(
         ``path``.
     """
     fig = overlay_figure(image, truth, pred, title, spacing=spacing, max_slices=max_slices)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    return out
+    return _save_png(fig, path)

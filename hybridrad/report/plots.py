@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, overload
 import numpy as np
 import pandas as pd
 
-from hybridrad.models.stratify import GroupComparison
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from hybridrad.models.stratify import GroupComparison
 
 __all__ = [
     "calibration_plot",
@@ -54,8 +54,11 @@ def _finish(fig: Figure, path: PathLike | None) -> Figure | Path:
     """Lay out; write a PNG (120 dpi) when ``path`` is given and return it, else the
     figure."""
     fig.tight_layout()
-    if path is None:
-        return fig
+    return fig if path is None else _save_png(fig, path)
+
+
+def _save_png(fig: Figure, path: PathLike) -> Path:
+    """Write ``fig`` as a PNG (120 dpi), creating the folders; the path written."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -87,16 +90,11 @@ def km_plot(
     comparison
         The result of :func:`~hybridrad.models.stratify.compare_groups`.
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     title
         Figure title.
     time_label
         Label of the time axis (e.g. ``months``).
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     fig, ax = _figure((6, 4.5))
     for group in comparison.groups:
@@ -139,14 +137,9 @@ def roc_plot(
         Name (the legend entry) -> table with ``fpr`` and ``tpr`` (e.g. from
         :func:`~hybridrad.models.metrics.roc_curve_table`).
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     title
         Figure title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     fig, ax = _figure((5, 5))
     for name, table in curves.items():
@@ -197,16 +190,11 @@ def comparison_plot(
     metric
         Column of the estimate (``harrell_c`` or ``auc``).
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     reference
         Value drawn as a dashed line (0.5: chance); None for none.
     title
         Figure title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     fig, ax = _figure((6, 0.9 + 0.45 * len(table)))
     y = np.arange(len(table))[::-1]
@@ -245,16 +233,11 @@ def difference_plot(
         The comparison table; rows with a finite ``delta`` are drawn with
         ``delta_ci_low``/``delta_ci_high`` (and ``delta_p`` written beside them).
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     reference_set
         Name of the reference set (axis label).
     title
         Figure title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     rows = table[np.isfinite(pd.to_numeric(table["delta"], errors="coerce"))]
     fig, ax = _figure((6, 1.0 + 0.55 * max(1, len(rows))))
@@ -329,16 +312,11 @@ def calibration_plot(
         :func:`hybridrad.models.metrics.calibration_at` and of
         :func:`hybridrad.study.external.score_model` (``calibration.csv``) fit.
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     title, xlabel, ylabel
         Labels.
     slope, intercept
         Calibration slope and intercept to print in the corner (skipped when None or NaN).
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     fig, ax = _figure((5, 5))
     x = table["predicted"].to_numpy(float)
@@ -399,16 +377,11 @@ def decision_curve_plot(
         (``threshold``, ``net_benefit``, ``treat_all``, ``treat_none``). "Treat all" and
         "treat none" are drawn from the first table.
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     title
         Figure title.
     xlabel
         Label of the threshold axis.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     fig, ax = _figure((6, 4.5))
     first: pd.DataFrame | None = None
@@ -466,18 +439,13 @@ def importance_plot(
         Importance per feature (index: feature names), e.g. the coefficients of a
         final model; zeros are left out.
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     top
         Most features shown.
     title
         Figure title.
     xlabel
         Label of the value axis.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     values = pd.to_numeric(importance, errors="coerce").dropna()
     values = values[values != 0]
@@ -530,16 +498,11 @@ def correlation_heatmap(
     matrix
         Rows and columns named by feature (e.g. handcrafted x deep).
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     title
         Figure title.
     label
         Label of the colour bar.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     n_rows, n_cols = matrix.shape
     fig, ax = _figure((3.5 + 0.22 * n_cols, 2.5 + 0.2 * n_rows))
@@ -570,14 +533,9 @@ def dice_plot(
         The per-case table of :func:`hybridrad.segment.evaluate.evaluate_masks`
         (``region`` and ``dice``; NaN Dice, a region empty in both masks, left out).
     path
-        PNG file to write; None returns the figure.
+        PNG file to write and return; None returns the figure.
     title
         Figure title.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or pathlib.Path
-        The figure, or ``path`` once written.
     """
     regions = list(dict.fromkeys(quality["region"].astype(str)))
     data = [

@@ -25,6 +25,7 @@ from hybridrad.errors import HybridradError, HybridradWarning, MaskLabelError
 from hybridrad.io.images import read_image
 from hybridrad.io.labels import PRESETS, LabelMap
 from hybridrad.io.manifest import CASE_ID, MASK, Cohort, safe_filename
+from hybridrad.report.overlay import _same_grid
 from hybridrad.report.overlay import overlay_slices as overlay_slices  # re-export
 from hybridrad.report.overlay import write_overlay as write_overlay  # re-export
 from hybridrad.segment._deps import require_torch
@@ -288,17 +289,6 @@ def _foreground(labels: npt.NDArray[Any], like: sitk.Image) -> sitk.Image:
     out = sitk.GetImageFromArray(np.asarray(labels != 0, dtype=np.uint8))
     out.CopyInformation(like)
     return out
-
-
-def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
-    return a.GetSize() == b.GetSize() and all(
-        np.allclose(x, y, atol=1e-4)
-        for x, y in (
-            (a.GetSpacing(), b.GetSpacing()),
-            (a.GetOrigin(), b.GetOrigin()),
-            (a.GetDirection(), b.GetDirection()),
-        )
-    )
 
 
 def _presets_for(values: Iterable[int], *, every_region: bool) -> list[str]:
