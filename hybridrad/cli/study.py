@@ -360,8 +360,8 @@ def add_parsers(sub: Any) -> None:
         p.add_argument(
             "--config",
             metavar="YAML_OR_NAME",
-            help="study config: a YAML path or a shipped name (default; see "
-            "configs/studies/); default: the shipped default study",
+            help="model config: a YAML path or a shipped name (default; see "
+            "configs/models/); default: the shipped default",
         )
         p.add_argument(
             "--model",
