@@ -224,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = summarize_warnings(caught)
             if summary:
                 print(summary, file=sys.stderr)
+                last = getattr(args, "last_line", None)  # e.g. `run`: the report's path
+                if last:
+                    sys.stderr.flush()
+                    print(last, flush=True)
 
 
 def summarize_warnings(caught: Sequence[warnings.WarningMessage]) -> str:

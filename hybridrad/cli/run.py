@@ -19,6 +19,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.n_failed:
         print(f"{result.n_failed} case(s) failed in some stage: see the stages' *.failures.csv")
     print(f"report: {result.report}")
+    args.last_line = f"report: {result.report}"  # printed again after the warnings summary
     return 0 if result.n_failed == 0 else 1
 
 
