@@ -94,7 +94,7 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         assert auc["handcrafted"] > 0.7, (target, auc)
     metrics = json.loads((demo / "external" / "survival" / "metrics.json").read_text())
     assert metrics
-    html = (demo / "report" / "report.html").read_text()
+    html = (demo / "report" / "report.html").read_text(encoding="utf-8")
     for section in ("Kaplan", "ROC", "External validation", "Reproducibility"):
         assert section in html, section
     assert main(["demo", str(demo)]) == 0

@@ -156,7 +156,7 @@ class _Runner:
         record = folder / "stage.json"
         if not self.force and record.is_file():
             try:
-                old = json.loads(record.read_text())
+                old = json.loads(record.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 old = {}
             if old.get("key") == key:
@@ -184,7 +184,7 @@ class _Runner:
             **info,
         }
         tmp = record.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=str))
+        tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
         os.replace(tmp, record)
         self.stages[name] = {"status": "computed", "key": key, "seconds": seconds}
         print(f"[{name}] done in {seconds:.0f} s", flush=True)
@@ -379,9 +379,13 @@ class _Runner:
         else:
             model_dir = pick_model(list(cohort.sequences)).path
             print(f"    shipped model picked for the sequences: {model_dir.name}", flush=True)
-        meta = json.loads((Path(model_dir) / "model.json").read_text())
-        (folder / "model_used.json").write_text(json.dumps({"model": str(model_dir)}))
-        (folder / "label_map.yaml").write_text(yaml.safe_dump(meta["label_map"], sort_keys=False))
+        meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+        (folder / "model_used.json").write_text(
+            json.dumps({"model": str(model_dir)}), encoding="utf-8"
+        )
+        (folder / "label_map.yaml").write_text(
+            yaml.safe_dump(meta["label_map"], sort_keys=False), encoding="utf-8"
+        )
         result, manifest = segment_cohort(
             cohort,
             folder,
@@ -427,7 +431,9 @@ class _Runner:
             progress=self.progress,
             tolerance=spec.tolerance,
         )
-        (folder / "radiomics.yaml").write_text(yaml.safe_dump(config.params, sort_keys=False))
+        (folder / "radiomics.yaml").write_text(
+            yaml.safe_dump(config.params, sort_keys=False), encoding="utf-8"
+        )
         return self._save_features(result, folder, "hybridrad run: handcrafted", spec)
 
     def deep(self, cohort: Any, folder: Path) -> dict[str, Any]:
@@ -439,7 +445,7 @@ class _Runner:
         seg_record = folder.parent / "segmentation" / "model_used.json"
         if encoder in (None, "segmentation") and seg_record.is_file():
             # the encoder of the model that segmented this cohort, not the default one
-            encoder = f"segmentation:{json.loads(seg_record.read_text())['model']}"
+            encoder = f"segmentation:{json.loads(seg_record.read_text(encoding='utf-8'))['model']}"
         result = extract_deep(
             cohort,
             encoder,
@@ -628,7 +634,8 @@ def run_study(
     canonical = spec.canonical()
     (out_dir / "study.yaml").write_text(
         f"# hybridrad {__version__}, study hash {spec.hash}; rerun: hybridrad run <this file>\n"
-        + yaml.safe_dump(canonical, sort_keys=False)
+        + yaml.safe_dump(canonical, sort_keys=False),
+        encoding="utf-8",
     )
     runner = _Runner(spec, base, out_dir, jobs=jobs, force=force, progress=progress)
     started = _now()
@@ -643,7 +650,8 @@ def run_study(
 
     def write_record(**more: Any) -> None:
         (out_dir / "run.json").write_text(
-            json.dumps({**record, "stages": runner.stages, **more}, indent=2, default=str)
+            json.dumps({**record, "stages": runner.stages, **more}, indent=2, default=str),
+            encoding="utf-8",
         )
 
     try:
