@@ -445,7 +445,9 @@ def test_what_cannot_be_computed_is_said(run_dir: Path, tmp_path: Path) -> None:
 def test_write_report_to_a_chosen_path(run_dir: Path, tmp_path: Path) -> None:
     cohort_only = _copy(run_dir, tmp_path / "c", ["cohort", "study.yaml", "run.json"])
     out = write_report(cohort_only, tmp_path / "x" / "r.html")
-    assert out == tmp_path / "x" / "r.html" and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert out == tmp_path / "x" / "r.html" and out.read_text(encoding="utf-8").startswith(
+        "<!DOCTYPE html>"
+    )
     assert not (cohort_only / "report").exists()
 
 
