@@ -714,7 +714,7 @@ def _run_stages(
         "final_model": canonical["final_model"],
     }
     eval_key = runner.stage(
-        "evaluation", modelling, [section_key(runner), *feature_keys], runner.evaluate
+        "evaluation", modelling, [_cohort_key(runner), *feature_keys], runner.evaluate
     )
 
     if spec.external is not None and spec.final_model is not None:
@@ -729,6 +729,9 @@ def _run_stages(
                 for b in ("handcrafted", "deep")
                 if getattr(spec.features, b) is not None
             },
+            "segmentation_content": (
+                runner.segmentation_content() if spec.segmentation is not None else None
+            ),
         }
         ext_key = runner.stage("external-features", ext_section, [], runner.external_features)
         runner.stage(
@@ -762,6 +765,6 @@ def _run_stages(
     )
 
 
-def section_key(runner: _Runner) -> str:
+def _cohort_key(runner: _Runner) -> str:
     """The cohort stage key (the clinical table feeds the evaluation)."""
     return str(runner.stages["cohort"]["key"])
