@@ -111,6 +111,16 @@ class Case:
     metadata: dict[str, str] = field(default_factory=dict)
     nonfinite: str = "error"
 
+    def row(self) -> dict[str, str]:
+        """The case as a manifest row of absolute paths: ``case_id``, one column per
+        sequence, ``mask`` and ``site`` when the case has them."""
+        out = {CASE_ID: self.case_id, **{s: str(p.resolve()) for s, p in self.images.items()}}
+        if self.mask is not None:
+            out[MASK] = str(self.mask.resolve())
+        if self.site is not None:
+            out["site"] = self.site
+        return out
+
     def read(self, sequence: str, *, allow_2d: bool = False) -> sitk.Image:
         """Read (and check, see :func:`~hybridrad.io.images.read_image`) one sequence."""
         if sequence not in self.images:

@@ -40,7 +40,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from hybridrad.errors import HybridradWarning
 from hybridrad.io.images import write_image
 from hybridrad.io.labels import LabelMap
-from hybridrad.io.manifest import CASE_ID, MASK, Case, Cohort, safe_filename, write_manifest
+from hybridrad.io.manifest import MASK, Case, Cohort, safe_filename, write_manifest
 from hybridrad.provenance import canonical_json, config_hash, file_sha256, library_versions
 from hybridrad.runner import CaseOutput, CohortResult, run_cohort, stage
 from hybridrad.segment.config import InferenceConfig, PostprocessConfig, SegConfig
@@ -463,11 +463,8 @@ def segment_cohort(
     for case in cohort:
         if case.case_id not in done:
             continue
-        row: dict[str, Any] = {CASE_ID: case.case_id}
-        row.update({s: str(p.resolve()) for s, p in case.images.items()})
+        row = case.row()
         row[MASK] = str(Path(str(result.diagnostics.loc[case.case_id, "mask_path"])).resolve())
-        if case.site is not None:
-            row["site"] = case.site
         rows.append(row)
     manifest = write_manifest(pd.DataFrame(rows), out / "manifest.csv")
     _warn_empty(result.features, model_dir)
