@@ -141,6 +141,11 @@ class ConstantImageWarning(HybridradWarning):
     """An image holds a single value (blank or saturated); features of it are meaningless."""
 
 
+class DuplicateSequenceWarning(HybridradWarning):
+    """Two sequences of a case hold identical voxels (often a missing sequence replaced by
+    a copy of another); the model would see one scan twice under two names."""
+
+
 class LabelValueWarning(HybridradWarning):
     """A mask holds values the label map says to ignore; they were left out as asked."""
 

@@ -67,8 +67,8 @@ def small_cohort(tmp_path: Path) -> CohortFactory:
             cid = f"case{i}"
             d = tmp_path / "images" / cid
             d.mkdir(parents=True)
-            for seq in ("t1", "flair"):
-                sitk.WriteImage(make_image(seed=i), str(d / f"{seq}.nii.gz"))
+            for j, seq in enumerate(("t1", "flair")):  # distinct scans per sequence
+                sitk.WriteImage(make_image(seed=100 * j + i), str(d / f"{seq}.nii.gz"))
             sitk.WriteImage(make_mask(values=mask_values), str(d / "mask.nii.gz"))
             rows.append(
                 {

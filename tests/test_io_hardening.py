@@ -28,6 +28,7 @@ from hybridrad.errors import (
     ClinicalError,
     ConstantImageWarning,
     DuplicateCaseError,
+    DuplicateSequenceWarning,
     EmptyInputError,
     HybridradWarning,
     ImageDimensionError,
@@ -423,6 +424,21 @@ def test_validate_lists_constant_image_as_warning(tmp_path: Path) -> None:
     assert "t1.nrrd holds a single value (0)" in w.message
     assert "1 warning(s)" in report.summary() and "ConstantImageWarning" in report.summary()
     assert list(report.to_frame()["kind"]) == ["ConstantImageWarning"]
+
+
+def test_validate_warns_once_when_two_sequences_hold_the_same_voxels(tmp_path: Path) -> None:
+    manifest = _one_case(tmp_path)
+    (tmp_path / "c1" / "flair.nrrd").write_bytes((tmp_path / "c1" / "t1.nrrd").read_bytes())
+    _write(_float_image() + 1.0, tmp_path / "c1" / "t2.nrrd")
+    manifest.write_text(
+        "case_id,t1,t2,flair,mask\nc1,c1/t1.nrrd,c1/t2.nrrd,c1/flair.nrrd,c1/mask.nii.gz\n"
+    )
+    report = Cohort.from_csv(manifest).validate()
+    assert report.ok
+    (w,) = report.warnings
+    assert isinstance(w.error, DuplicateSequenceWarning) and w.column == "flair"
+    assert "columns 't1' and 'flair' hold identical voxels" in w.message
+    assert Cohort.from_csv(manifest).validate(check_mask_values=False).warnings == []
 
 
 def test_synthetic_cohort_and_fixtures_pass_every_new_check(tmp_path: Path) -> None:

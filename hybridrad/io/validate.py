@@ -12,6 +12,7 @@ so validation and extraction refuse the same inputs with the same messages.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from hybridrad.errors import (
     ClinicalError,
     CohortValidationError,
     ConstantImageWarning,
+    DuplicateSequenceWarning,
     EventError,
     HybridradError,
     MaskGeometryError,
@@ -156,6 +158,7 @@ def _check_case(
     warned: list[Problem] = []
     cid = case.case_id
     reference: tuple[str, Geometry] | None = None
+    seen: dict[str, str] = {}  # voxel digest -> the first sequence holding it
     for seq in sequences:
         path = case.images.get(seq)
         if path is None:
@@ -182,6 +185,16 @@ def _check_case(
                         f"case {cid!r}, column {seq!r}: {constant_message(path, value, image)}"
                     )
                     warned.append(Problem(warning, cid, seq, str(path)))
+                digest = hashlib.sha256(sitk.GetArrayViewFromImage(image).tobytes()).hexdigest()
+                if digest in seen and value is None:
+                    copy = DuplicateSequenceWarning(
+                        f"case {cid!r}: columns {seen[digest]!r} and {seq!r} hold identical "
+                        f"voxels ({path.name}); a missing sequence replaced by a copy? The model "
+                        f"would see one scan twice. Leave the cell empty for a missing sequence, "
+                        "or drop the case or the sequence."
+                    )
+                    warned.append(Problem(copy, cid, seq, str(path)))
+                seen.setdefault(digest, seq)
                 del image
         if reference is None:
             reference = (seq, geom)

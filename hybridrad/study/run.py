@@ -112,18 +112,7 @@ def _table(cohort: Any) -> Any:
     """A manifest table of absolute paths from a Cohort."""
     import pandas as pd
 
-    from hybridrad.io.manifest import CASE_ID, MASK
-
-    rows = []
-    for case in cohort:
-        row: dict[str, Any] = {CASE_ID: case.case_id}
-        row.update({s: str(p.resolve()) for s, p in case.images.items()})
-        if case.mask is not None:
-            row[MASK] = str(case.mask.resolve())
-        if case.site is not None:
-            row["site"] = case.site
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([case.row() for case in cohort])
 
 
 class _Runner:
@@ -256,7 +245,6 @@ class _Runner:
         return hashes
 
     def make_cohort(self, spec: CohortSpec, folder: Path) -> dict[str, Any]:
-        import pandas as pd
 
         from hybridrad.io import Cohort
         from hybridrad.io.manifest import read_clinical, write_manifest
@@ -314,7 +302,9 @@ class _Runner:
             time=targets.survival.time if targets.survival else None,
             event=targets.survival.event if targets.survival else None,
         )
-        print(f"    validation: {report.summary().splitlines()[0]}", flush=True)
+        report.to_frame().to_csv(folder / "validation.csv", index=False)
+        summary = report.summary(limit=20).splitlines()
+        print("    validation: " + "\n    ".join(summary), flush=True)
         report.raise_if_failed()
         return {
             "n_cases": len(table),
@@ -323,7 +313,8 @@ class _Runner:
             "label_map": spec.label_map,
             "inputs_sha256": {"clinical": file_sha256(clinical)},
             "clinical_source": str(clinical),
-            "n_clinical_rows": len(pd.read_csv(folder / "clinical.csv")),
+            "n_clinical_rows": len(clin),
+            "n_validation_warnings": len(report.warnings),
             **extra,
         }
 
@@ -577,7 +568,7 @@ class _Runner:
             metrics = score_model(
                 model_dir, data, folder / name, n_boot=ext.n_boot, seed=self.spec.config.seed
             )
-            info[name] = {"n_cases": len(data.X), "metrics": metrics.get("metrics", metrics)}
+            info[name] = {"n_cases": len(data.X), "metrics": metrics}
         return info
 
 
