@@ -25,11 +25,20 @@ Handler = Callable[[argparse.Namespace], int]
 #: The handler modules (``hybridrad.cli.<name>``), in the order ``hybridrad --help`` lists
 #: their commands: the flow of a study. Each has ``add_parsers(subparsers)``; a new module
 #: of commands is one more name here.
-COMMAND_MODULES: tuple[str, ...] = ("cohort", "segment", "features", "study", "run")
+COMMAND_MODULES: tuple[str, ...] = (
+    "convert",
+    "cohort",
+    "preprocess",
+    "segment",
+    "features",
+    "study",
+    "run",
+)
 
 #: Commands that read a manifest; each gets ``--nonfinite`` and ``--allow-outside``.
 MANIFEST_COMMANDS = (
     "validate",
+    "preprocess",
     "extract",
     "robustness",
     "seg-train",
@@ -99,6 +108,7 @@ OUTPUTS: dict[str, str | tuple[str, ...]] = {
     "score": "folder",
     "seg-train": "folder",
     "segment": "folder",
+    "preprocess": "folder",
     "seg-eval": (".csv",),
     "deep-features": (".parquet",),
     "pretrain": "folder",

@@ -59,8 +59,41 @@ def shipped_configs() -> dict[str, Path]:
     }
 
 
+#: hybridrad's own keys in a config's ``setting`` block (not passed to pyradiomics).
+#: ``normalizeRegion: brain`` z-scores each image inside the case's brain mask (the
+#: manifest's ``brain_mask`` column, written by ``hybridrad preprocess``) and scales it by
+#: ``normalizeScale``; ``image`` (the default) leaves normalisation to pyradiomics'
+#: ``normalize``, which z-scores over every voxel of the image, background included.
+NORMALIZE_REGIONS = ("image", "brain")
+
+
 def _validate_params(params: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Validate a parameter mapping against pyradiomics' schema (pykwalify)."""
+    """Validate a parameter mapping against pyradiomics' schema (pykwalify); hybridrad's
+    own ``setting`` keys (``normalizeRegion``) are checked here and kept."""
+    own: dict[str, Any] = {}
+    setting = params.get("setting")
+    if isinstance(setting, Mapping) and "normalizeRegion" in setting:
+        region = setting["normalizeRegion"]
+        if region not in NORMALIZE_REGIONS:
+            raise RadiomicsConfigError(
+                f"invalid pyradiomics parameters in {source}: setting normalizeRegion "
+                f"{region!r}; use one of {', '.join(NORMALIZE_REGIONS)}"
+            )
+        if region == "brain" and setting.get("normalize"):
+            raise RadiomicsConfigError(
+                f"invalid pyradiomics parameters in {source}: normalizeRegion: brain already "
+                "z-scores inside the brain mask; set normalize: false (pyradiomics' normalize "
+                "would z-score again over the whole image)"
+            )
+        own["normalizeRegion"] = region
+        params = {**params, "setting": {k: v for k, v in setting.items() if k != "normalizeRegion"}}
+    validated = _validate_pyradiomics(params, source)
+    if own:
+        validated["setting"] = {**(validated.get("setting") or {}), **own}
+    return validated
+
+
+def _validate_pyradiomics(params: Mapping[str, Any], source: str) -> dict[str, Any]:
     import pykwalify.core
     import pykwalify.errors
     from radiomics import getParameterValidationFiles
@@ -160,6 +193,11 @@ class RadiomicsConfig:
         return config_hash(self.params)
 
     @property
+    def normalize_region(self) -> str:
+        """``brain`` (z-score inside the case's brain mask) or ``image`` (pyradiomics)."""
+        return str(self.settings.get("normalizeRegion", "image"))
+
+    @property
     def force2d(self) -> bool:
         """Whether features are computed slice by slice."""
         return bool(self.settings.get("force2D", False))
@@ -168,7 +206,10 @@ class RadiomicsConfig:
         """A configured ``RadiomicsFeatureExtractor`` (shape classes off if ``shape=False``)."""
         from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-        ext = RadiomicsFeatureExtractor(copy.deepcopy(self.params))
+        params = copy.deepcopy(self.params)
+        if params.get("setting"):
+            params["setting"].pop("normalizeRegion", None)
+        ext = RadiomicsFeatureExtractor(params)
         if not shape:
             enabled = {k: v for k, v in ext.enabledFeatures.items() if k not in SHAPE_CLASSES}
             ext.disableAllFeatures()
@@ -263,6 +304,8 @@ class RadiomicsTask:
         """SHA-256 of each input file of ``case`` (missing files are left out)."""
         files = {s: case.images.get(s) for s in self.sequences}
         files["mask"] = case.mask
+        if self.config.normalize_region == "brain":
+            files["brain_mask"] = case.brain_mask
         return {k: file_sha256(p) for k, p in files.items() if p is not None and p.exists()}
 
     def cache_key(self, case: Case) -> str:
@@ -277,11 +320,20 @@ class RadiomicsTask:
         paths = [case.images.get(s) for s in self.sequences] + [case.mask]
         return sum(p.stat().st_size for p in paths if p is not None and p.is_file())
 
-    def __call__(self, case: Case) -> CaseOutput:
+    def read(self, case: Case) -> tuple[dict[str, sitk.Image], sitk.Image]:
+        """The case's images (normalised inside its brain mask when the config says
+        ``normalizeRegion: brain``) and its label mask, as extraction uses them."""
         with stage("read"):
             allow_2d = self.config.force2d  # 2D images only where features are 2D
             mask = case.read_mask(allow_2d=allow_2d)
             images = {s: case.read(s, allow_2d=allow_2d) for s in self.sequences}
+        if self.config.normalize_region == "brain":
+            with stage("normalise"):
+                images = self._normalise_in_brain(case, images)
+        return images, mask
+
+    def __call__(self, case: Case) -> CaseOutput:
+        images, mask = self.read(case)
         output = self.extract(case.case_id, images, mask)
         output.diagnostics.update({f"sha256__{k}": v for k, v in self.input_hashes(case).items()})
         return output
@@ -316,6 +368,28 @@ class RadiomicsTask:
         return CaseOutput(features=features, diagnostics=diagnostics)
 
     # --- helpers ---------------------------------------------------------------------
+
+    def _normalise_in_brain(
+        self, case: Case, images: Mapping[str, sitk.Image]
+    ) -> dict[str, sitk.Image]:
+        """Each image z-scored inside the case's brain mask, times ``normalizeScale``."""
+        from hybridrad.errors import GeometryError
+        from hybridrad.preprocess.intensity import zscore
+
+        brain = case.read_brain_mask()
+        scale = float(self.config.settings.get("normalizeScale", 1.0))
+        out: dict[str, sitk.Image] = {}
+        for seq, image in images.items():
+            problem = Geometry.of(brain).mismatch(Geometry.of(image), self.tolerance)
+            if problem:
+                raise GeometryError(
+                    f"case {case.case_id!r}: the brain mask {case.brain_mask} is not on the grid "
+                    f"of the {seq!r} image ({problem}); use the brain mask `hybridrad "
+                    "preprocess` wrote with these images"
+                )
+            z, _ = zscore(image, brain)
+            out[seq] = z * scale if scale != 1.0 else z
+        return out
 
     def _extractor(self, *, shape: bool) -> Any:
         if shape not in self._extractors:

@@ -45,7 +45,10 @@ from hybridrad.io.labels import LabelMap, load_label_map
 CASE_ID = "case_id"
 MASK = "mask"
 SITE = "site"
-RESERVED_COLUMNS = (CASE_ID, MASK, SITE)
+#: Optional column: a brain mask (1 = brain) per case, as ``hybridrad preprocess`` writes;
+#: radiomics settings ``normalizeRegion: brain`` z-score inside it.
+BRAIN_MASK = "brain_mask"
+RESERVED_COLUMNS = (CASE_ID, MASK, SITE, BRAIN_MASK)
 
 if TYPE_CHECKING:  # avoids an import cycle at run time
     from hybridrad.io.validate import ValidationReport
@@ -110,6 +113,7 @@ class Case:
     site: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     nonfinite: str = "error"
+    brain_mask: Path | None = None
 
     def row(self) -> dict[str, str]:
         """The case as a manifest row of absolute paths: ``case_id``, one column per
@@ -119,6 +123,8 @@ class Case:
             out[MASK] = str(self.mask.resolve())
         if self.site is not None:
             out["site"] = self.site
+        if self.brain_mask is not None:
+            out[BRAIN_MASK] = str(self.brain_mask.resolve())
         return out
 
     def read(self, sequence: str, *, allow_2d: bool = False) -> sitk.Image:
@@ -147,6 +153,19 @@ class Case:
             )
         except HybridradError as exc:
             raise _in_case(exc, self.case_id, MASK) from exc
+
+    def read_brain_mask(self) -> sitk.Image:
+        """Read this case's brain mask (the ``brain_mask`` column)."""
+        if self.brain_mask is None:
+            raise ManifestError(
+                f"case {self.case_id!r} has no brain mask. Run `hybridrad preprocess` with a "
+                "brain_extraction step (e.g. --config glioma_mri), or fill the 'brain_mask' "
+                "column of the manifest."
+            )
+        try:
+            return read_image(self.brain_mask, nonfinite=self.nonfinite, warn_constant=False)
+        except HybridradError as exc:
+            raise _in_case(exc, self.case_id, BRAIN_MASK) from exc
 
 
 def _in_case(exc: HybridradError, case_id: str, column: str) -> HybridradError:
@@ -287,6 +306,7 @@ class Cohort:
             site=None if site is None or pd.isna(site) else str(site),
             metadata={c: str(values[c]) for c in metadata_cols},
             nonfinite=self.nonfinite,
+            brain_mask=resolve(BRAIN_MASK),
         )
 
     @classmethod
