@@ -131,6 +131,9 @@ def test_canonical_array_matches_nibabel(tmp_path: Path) -> None:
     # x (R-L) runs along index j (11), y (A-P) along i (13), z along k (9)
     assert canonical.shape == expected.shape == (11, 13, 9)
     np.testing.assert_array_equal(canonical, expected)
+    # for axis-aligned grids this is ITK's DICOMOrient code "RAS" (direction diag(-1,-1,1))
+    oriented = sitk.DICOMOrient(img, "RAS")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(oriented).transpose(2, 1, 0), canonical)
     back = from_canonical_array(canonical > 100, img)
     assert same_grid(back, img)
     np.testing.assert_array_equal(
