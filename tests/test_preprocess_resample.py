@@ -168,6 +168,7 @@ def test_threshold_keeps_a_sphere_volume_better_than_nearest():
         assert out.GetPixelID() == sitk.sitkUInt8
         vol = sitk.GetArrayViewFromImage(out).sum() * np.prod(out.GetSpacing())
         errors[method] = abs(vol - exact) / exact
+    # measured: nearest 11.8 %, threshold 4.5 % (docs/preprocessing.md)
     assert errors["threshold"] < 0.05
     assert errors["threshold"] < errors["nearest"]
 

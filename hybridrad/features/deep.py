@@ -80,6 +80,7 @@ from hybridrad.errors import (
 )
 from hybridrad.io.labels import LabelMap, load_label_map
 from hybridrad.io.manifest import Case, Cohort
+from hybridrad.preprocess.resample import Interpolator, make_grid, resample_onto
 from hybridrad.provenance import canonical_json, file_sha256, library_versions
 from hybridrad.runner import (
     CaseLocks,
@@ -538,17 +539,16 @@ def extract_patch(
     origin = _snap(origin, spacing, mask)
     isize = [int(v) for v in spec.size]
 
-    def resample(img: sitk.Image, interp: int, default: float, pixel: int) -> _F32:
-        out = sitk.Resample(
+    grid = make_grid(isize, spacing.tolist(), origin.tolist())  # identity direction
+
+    def resample(img: sitk.Image, interp: Interpolator, default: float, pixel: int) -> _F32:
+        out = resample_onto(
             img,
-            isize,
-            sitk.Transform(),
-            interp,
-            [float(v) for v in origin],
-            [float(v) for v in spacing],
-            [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
-            default,
-            pixel,
+            grid,
+            is_mask=interp == "nearest",
+            interpolator=interp,
+            default=default,
+            pixel_type=pixel,
         )
         return sitk.GetArrayFromImage(out).transpose(2, 1, 0).astype(np.float32)
 
@@ -556,11 +556,11 @@ def extract_patch(
     channels = []
     for seq in spec.sequences:
         img = images[seq]
-        raw = resample(img, sitk.sitkLinear, pad, sitk.sitkFloat32)
+        raw = resample(img, "linear", pad, sitk.sitkFloat32)
         channels.append(normalise(raw, img, spec.normalisation))
     roi_img = sitk.GetImageFromArray(roi)
     roi_img.CopyInformation(mask)
-    roi_patch = resample(roi_img, sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)
+    roi_patch = resample(roi_img, "nearest", 0.0, sitk.sitkUInt8)
     roi_vox = int(roi.sum())
     kept = float(roi_patch.sum() * np.prod(spacing) / (roi_vox * np.prod(mask.GetSpacing())))
     diag: dict[str, Any] = {

@@ -43,6 +43,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from hybridrad.errors import HybridradError
+from hybridrad.preprocess.resample import resample_onto, spacing_grid
 
 __all__ = [
     "IBSI_FEATURES",
@@ -428,12 +429,6 @@ def ibsi_table() -> pd.DataFrame:
 
 # --- IBSI interpolation ----------------------------------------------------------------
 
-_INTERPOLATORS = {
-    "nearest": sitk.sitkNearestNeighbor,
-    "linear": sitk.sitkLinear,
-    "bspline": sitk.sitkBSpline,
-}
-
 
 def ibsi_resample(
     image: sitk.Image,
@@ -472,38 +467,31 @@ def ibsi_resample(
     tuple of SimpleITK.Image
         Float32 image and uint8 mask on the new grid.
     """
-    old_spacing = np.asarray(image.GetSpacing(), dtype=float)
-    old_size = np.asarray(image.GetSize(), dtype=float)
-    new_spacing = np.array(
-        [o if s is None or s == 0 else float(s) for o, s in zip(old_spacing, spacing, strict=True)]
+    # Grid centres aligned, size rounded up (IBSI 1, section 2.4); interpolation in float64.
+    # The explicit identity transform interpolates even onto an unchanged grid (no
+    # shortcut), so the numbers stay those of the conformance runs.
+    grid = spacing_grid(image, spacing, align="centre", rounding="ceil")
+    img = resample_onto(
+        sitk.Cast(image, sitk.sitkFloat64),
+        grid,
+        interpolator=interpolator,
+        transform=sitk.Transform(),
+        pixel_type=sitk.sitkFloat64,
     )
-    new_size = np.ceil(old_size * old_spacing / new_spacing).astype(int)
-    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-    # Grid centres aligned: shift of the first voxel centre, in index-space mm.
-    shift = (old_spacing * (old_size - 1) - new_spacing * (new_size - 1)) / 2.0
-    origin = np.asarray(image.GetOrigin(), dtype=float) + direction @ shift
-
-    def _resample(img: sitk.Image, interp: int) -> sitk.Image:
-        return sitk.Resample(
-            sitk.Cast(img, sitk.sitkFloat64),
-            [int(n) for n in new_size],
-            sitk.Transform(),
-            interp,
-            origin.tolist(),
-            new_spacing.tolist(),
-            image.GetDirection(),
-            0.0,
-            sitk.sitkFloat64,
-        )
-
-    img = _resample(image, _INTERPOLATORS[interpolator])
     arr = sitk.GetArrayFromImage(img)
     if round_intensities:
         arr = np.round(arr)
     out_img = sitk.GetImageFromArray(arr.astype(np.float32))
     out_img.CopyInformation(img)
-    pv = sitk.GetArrayFromImage(_resample(mask > 0, sitk.sitkLinear))
-    out_mask = sitk.GetImageFromArray((pv >= mask_threshold).astype(np.uint8))
+    # the mask's partial volume (linear), kept where >= mask_threshold
+    out_mask = resample_onto(
+        mask > 0,
+        grid,
+        is_mask=True,
+        transform=sitk.Transform(),
+        mask_method="threshold",
+        mask_threshold=mask_threshold,
+    )
     out_mask.CopyInformation(img)
     return out_img, out_mask
 

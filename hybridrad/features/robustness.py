@@ -31,6 +31,7 @@ import SimpleITK as sitk
 
 from hybridrad.features.radiomics import RadiomicsConfig, RadiomicsTask
 from hybridrad.io.manifest import CASE_ID, Case, Cohort
+from hybridrad.preprocess.resample import resample_onto
 from hybridrad.provenance import canonical_json
 from hybridrad.runner import CaseOutput, CohortResult, run_cohort, stage
 
@@ -98,10 +99,20 @@ def icc(values: np.ndarray, kind: ICCKind = "1,1") -> np.ndarray:
 
 
 def _resample(image: sitk.Image, transform: sitk.Transform, interpolator: int) -> sitk.Image:
-    default = 0.0
-    if interpolator != sitk.sitkNearestNeighbor:
-        default = float(np.min(sitk.GetArrayViewFromImage(image)))
-    return sitk.Resample(image, image, transform, interpolator, default, image.GetPixelID())
+    """``image`` through ``transform`` on its own grid, keeping its pixel type; outside
+    voxels get the image minimum (0 for nearest neighbour, the masks)."""
+    nearest = interpolator == sitk.sitkNearestNeighbor
+    if not nearest and interpolator != sitk.sitkLinear:
+        raise ValueError(f"interpolator {interpolator} is neither linear nor nearest neighbour")
+    default = 0.0 if nearest else float(np.min(sitk.GetArrayViewFromImage(image)))
+    return resample_onto(
+        image,
+        image,
+        interpolator="nearest" if nearest else "linear",
+        transform=transform,
+        default=default,
+        pixel_type=image.GetPixelID(),
+    )
 
 
 def perturb(

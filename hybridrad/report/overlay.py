@@ -116,12 +116,12 @@ def radiological_arrays(
     """
     import SimpleITK as sitk
 
+    from hybridrad.preprocess.resample import resample_onto
+
     if masks and not _same_grid(image, masks[0]):
-        image = sitk.Resample(image, masks[0], sitk.Transform(), sitk.sitkLinear, 0.0)
+        image = resample_onto(image, masks[0], pixel_type=image.GetPixelID())
     masks = tuple(
-        m
-        if i == 0 or _same_grid(m, masks[0])
-        else sitk.Resample(m, masks[0], sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        m if i == 0 or _same_grid(m, masks[0]) else resample_onto(m, masks[0], is_mask=True)
         for i, m in enumerate(masks)
     )
     lps = sitk.DICOMOrient(image, "LPS")

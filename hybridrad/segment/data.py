@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from hybridrad.io.labels import LabelMap
 from hybridrad.io.manifest import Case
+from hybridrad.preprocess.resample import resample_onto as _resample_onto
 from hybridrad.segment.config import SegConfig
 from hybridrad.segment.errors import SegmentationInputError
 from hybridrad.segment.labels import labels_to_channels
@@ -159,21 +160,12 @@ def model_grid(reference: sitk.Image, spacing: Sequence[float] | None) -> sitk.I
     return grid
 
 
-def _same_grid(a: sitk.Image, b: sitk.Image) -> bool:
-    return (
-        a.GetSize() == b.GetSize()
-        and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-6)
-        and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-5)
-        and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)
-    )
-
-
 def resample_onto(image: sitk.Image, grid: sitk.Image, *, nearest: bool) -> sitk.Image:
-    """``image`` on the voxel grid of ``grid`` (identity transform in world space)."""
-    if _same_grid(image, grid):
-        return image
-    interp = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
-    return sitk.Resample(image, grid, sitk.Transform(), interp, 0.0, image.GetPixelID())
+    """``image`` on the voxel grid of ``grid`` (identity transform in world space), keeping
+    its pixel type; :func:`hybridrad.preprocess.resample.resample_onto` does the work."""
+    return _resample_onto(
+        image, grid, interpolator="nearest" if nearest else "linear", pixel_type=image.GetPixelID()
+    )
 
 
 def to_model_grid(

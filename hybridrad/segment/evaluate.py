@@ -25,6 +25,7 @@ from hybridrad.errors import HybridradError, HybridradWarning, MaskLabelError
 from hybridrad.io.images import read_image
 from hybridrad.io.labels import PRESETS, LabelMap
 from hybridrad.io.manifest import CASE_ID, MASK, Cohort, safe_filename
+from hybridrad.preprocess.resample import resample_onto
 from hybridrad.report.overlay import _same_grid
 from hybridrad.report.overlay import overlay_slices as overlay_slices  # re-export
 from hybridrad.report.overlay import write_overlay as write_overlay  # re-export
@@ -243,9 +244,7 @@ def evaluate_masks(
             seq = overlay_sequence or ("flair" if "flair" in case.images else cohort.sequences[0])
             image_img = case.read(seq)
             if not _same_grid(image_img, truth_img):
-                image_img = sitk.Resample(
-                    image_img, truth_img, sitk.Transform(), sitk.sitkLinear, 0.0
-                )
+                image_img = resample_onto(image_img, truth_img, pixel_type=image_img.GetPixelID())
             image, t_lps, p_lps = (
                 sitk.DICOMOrient(img, "LPS")
                 for img in (
