@@ -37,11 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("train_glioma_model")
 
 
-def _cohort(data: Path | None):  # type: ignore[no-untyped-def]
+def _cohort(data: Path | None, manifest: Path | None = None):  # type: ignore[no-untyped-def]
     from hybridrad.datasets.discover import discover_lgg_tcga
     from hybridrad.datasets.reference import reference_data_dir
     from hybridrad.io.manifest import Cohort
 
+    if manifest is not None:  # e.g. the cohort after `hybridrad preprocess --config glioma_mri`
+        return Cohort.from_csv(manifest, label_map="binary")
     folder = data or ((reference_data_dir() or Path("/nonexistent")) / "lgg-tcga")
     if not (folder / "cases").is_dir():
         sys.exit(f"no lgg-tcga data at {folder}; pass --data or set HYBRIDRAD_DATA")
@@ -113,7 +115,7 @@ def _score_fold(cohort, model_dir: Path, pred_dir: Path, cfg) -> list[dict]:  # 
 def run_cv(args: argparse.Namespace) -> int:
     from hybridrad.segment.train import train_model
 
-    cohort = _cohort(args.data)
+    cohort = _cohort(args.data, args.manifest)
     cfg = _config(args.variant, args.epochs)
     out = Path(args.out) / f"cv-{args.variant}"
     out.mkdir(parents=True, exist_ok=True)
@@ -215,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("job", choices=["cv", "final"])
     p.add_argument("--variant", default="glioma-flair", help="config name in configs/segmentation")
     p.add_argument("--data", type=Path, default=None, help="lgg-tcga folder")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        help="cv: a manifest of the same cases instead (e.g. `hybridrad preprocess` output)",
+    )
     p.add_argument("--out", default="glioma-work", help="work folder (checkpoints, CV)")
     p.add_argument("--dest", default=None, help="final: where to ship the model")
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")

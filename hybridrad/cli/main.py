@@ -109,6 +109,7 @@ OUTPUTS: dict[str, str | tuple[str, ...]] = {
     "seg-train": "folder",
     "segment": "folder",
     "preprocess": "folder",
+    "convert": "folder",
     "seg-eval": (".csv",),
     "deep-features": (".parquet",),
     "pretrain": "folder",

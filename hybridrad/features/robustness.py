@@ -223,10 +223,7 @@ class RobustnessTask:
         return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
     def __call__(self, case: Case) -> CaseOutput:
-        with stage("read"):
-            allow_2d = self.radiomics.config.force2d  # as extraction reads them
-            mask = case.read_mask(allow_2d=allow_2d)
-            images = {s: case.read(s, allow_2d=allow_2d) for s in self.radiomics.sequences}
+        images, mask = self.radiomics.read(case)  # as extraction reads them
         features: dict[str, float] = {}
         diagnostics: dict[str, Any] = {}
         for k in range(self.n_perturbations):

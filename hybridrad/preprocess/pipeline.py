@@ -432,14 +432,22 @@ def run_pipeline(
 
         with stage("brain_extraction"), timed("brain_extraction"):
             be = cfg.brain_extraction
-            src = _pick(be.sequence or [ref], seqs, "brain_extraction.sequence", case_id)
-            brain = extract_brain(out.images[src], method=be.method)
+            wanted = [s for s in (be.sequence or [ref]) if s in seqs]
+            copies = _copies(images, wanted)
+            src = _pick(
+                [s for s in wanted if s not in copies] or wanted,
+                seqs,
+                "brain_extraction.sequence",
+                case_id,
+            )
+            brain = extract_brain(out.images[src], method=be.method, name=f"case {case_id!r}")
             out.brain = brain.mask
             out.log["brain_extraction"] = {
                 "sequence": src,
                 "method": brain.method,
                 "volume_ml": round(float(brain.volume_ml), 3),
                 "fallback_reason": brain.fallback_reason,
+                "skipped_copies": copies,
             }
             if be.skull_strip:
                 out.images = {s: _apply_mask(im, brain.mask) for s, im in out.images.items()}
@@ -482,6 +490,23 @@ def run_pipeline(
             if out.brain is not None:
                 out.brain = geometry.crop_to_mask(out.brain, region, c.margin_mm)
     out.log["seconds"] = timings
+    return out
+
+
+def _copies(images: dict[str, sitk.Image], names: Sequence[str]) -> dict[str, str]:
+    """Which of ``names`` hold the same voxels as another sequence of the case (e.g. a
+    T1c that is a copy of the FLAIR, as in several TCGA-LGG cases): name -> the original."""
+    out: dict[str, str] = {}
+    arrays = {s: sitk.GetArrayViewFromImage(im) for s, im in images.items()}
+    for name in names:
+        for other, arr in arrays.items():
+            if (
+                other != name
+                and arr.shape == arrays[name].shape
+                and np.array_equal(arr, arrays[name])
+            ):
+                out[name] = other
+                break
     return out
 
 

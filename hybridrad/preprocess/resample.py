@@ -2,8 +2,8 @@
 
 Every resampling in hybridrad goes through :func:`resample_onto` (onto the grid of a
 reference image, optionally through a transform); :func:`resample_image` resamples to a
-target spacing over the same physical extent, and :func:`resample_cohort` does that for a
-whole cohort, writing files.
+target spacing over the same physical extent. A whole cohort is resampled by the pipeline
+(:mod:`hybridrad.preprocess.pipeline`, step ``resample``).
 
 Images are interpolated linearly or with a cubic B-spline (to ``float32`` by default, so
 integer images are not truncated); masks with nearest neighbour, or by interpolating each
@@ -18,17 +18,11 @@ A grid is a SimpleITK image whose size, origin, spacing and direction are the ge
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
-import pandas as pd
 import SimpleITK as sitk
-
-from hybridrad.errors import HybridradError
-from hybridrad.io.manifest import CASE_ID, MASK, Cohort, safe_filename
 
 log = logging.getLogger(__name__)
 
@@ -361,43 +355,3 @@ def resample_image(
         mask_threshold=mask_threshold,
         pixel_type=pixel_type,
     )
-
-
-def resample_cohort(
-    cohort: Cohort, out: str | os.PathLike[str], spacing: Sequence[float]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Resample every image and mask of ``cohort`` to ``spacing`` under ``out``.
-
-    Images linearly (``float32``), masks by nearest neighbour, with
-    :func:`resample_image`.
-
-    Returns
-    -------
-    manifest : pandas.DataFrame
-        The cases done: ``case_id``, one absolute path per sequence, ``mask``, ``site``.
-    failures : pandas.DataFrame
-        ``case_id``, ``error`` for the cases left out.
-    """
-    root = Path(out)
-    rows: list[dict[str, Any]] = []
-    failures: list[dict[str, str]] = []
-    for case in cohort:
-        folder = root / "images" / safe_filename(case.case_id)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            row: dict[str, Any] = {CASE_ID: case.case_id}
-            for seq in case.images:
-                path = folder / f"{seq}.nii.gz"
-                sitk.WriteImage(resample_image(case.read(seq), spacing, is_mask=False), path)
-                row[seq] = str(path.resolve())
-            if case.mask is not None:
-                path = folder / "mask.nii.gz"
-                sitk.WriteImage(resample_image(case.read_mask(), spacing, is_mask=True), path)
-                row[MASK] = str(path.resolve())
-            if case.site is not None:
-                row["site"] = case.site
-            rows.append(row)
-        except (HybridradError, RuntimeError, OSError) as exc:
-            log.warning("case %s: resampling failed: %s", case.case_id, exc)
-            failures.append({CASE_ID: case.case_id, "error": f"{type(exc).__name__}: {exc}"})
-    return pd.DataFrame(rows), pd.DataFrame(failures, columns=[CASE_ID, "error"])

@@ -331,16 +331,34 @@ class _Runner:
         )
 
     # -- preprocess ------------------------------------------------------------------------
+    def pipeline(self) -> Any:
+        """The validated preprocessing pipeline of the study's ``preprocess`` section."""
+        from hybridrad.preprocess.pipeline import load_pipeline, parse_pipeline
+
+        spec = self.spec.preprocess
+        assert spec is not None
+        if spec.config is not None:
+            return load_pipeline(_file_or_name(spec.config, self.base))[0]
+        return parse_pipeline({"resample": {"spacing": list(spec.spacing or ())}})
+
     def preprocess(self, cohort: Any, folder: Path) -> dict[str, Any]:
-        from hybridrad.preprocess import resample_cohort
+        from hybridrad.preprocess.pipeline import preprocess_cohort
 
-        assert self.spec.preprocess is not None
-        table, failures = resample_cohort(cohort, folder, self.spec.preprocess.spacing)
-        from hybridrad.io.manifest import write_manifest
-
-        write_manifest(table, folder / "manifest.csv")
-        failures.to_csv(folder / "failures.csv", index=False)
-        return {"n_cases": len(table), "n_failed": len(failures)}
+        config = self.pipeline()
+        result, _ = preprocess_cohort(
+            cohort,
+            config,
+            folder,
+            jobs=self.jobs,
+            cache_dir=self.cache,
+            progress=self.progress,
+        )
+        return {
+            "n_cases": len(result.features),
+            "n_failed": len(result.failures),
+            "pipeline_hash": config.hash,
+            "steps": config.steps(),
+        }
 
     # -- segmentation ----------------------------------------------------------------------
     def segment(self, cohort: Any, folder: Path) -> dict[str, Any]:
@@ -667,7 +685,10 @@ def _run_stages(
 
     if spec.preprocess is not None:
         key = runner.stage(
-            "preprocess", canonical["preprocess"], [key], lambda d: runner.preprocess(cohort, d)
+            "preprocess",
+            {**canonical["preprocess"], "pipeline": runner.pipeline().canonical()},
+            [key],
+            lambda d: runner.preprocess(cohort, d),
         )
         cohort = runner.load_cohort(out_dir / "preprocess" / "manifest.csv", label_map, cohort_dir)
     else:

@@ -11,7 +11,8 @@ Sections, in the order of the stages they drive (see ``docs/reference/configurat
 
 - ``cohort``: where the cases come from (a synthetic cohort generated on the fly, a
   manifest CSV, or a known folder layout) and the clinical table;
-- ``preprocess`` (optional): resampling to a common grid before anything else;
+- ``preprocess`` (optional): a preprocessing pipeline (``configs/preprocess/``), or
+  resampling to a common grid, before anything else;
 - ``segmentation`` (optional): a shipped or trained MONAI model, evaluated against the
   manifest's masks when it has them;
 - ``features``: handcrafted (pyradiomics) and deep (3D CNN encoder) extraction;
@@ -105,16 +106,33 @@ class CohortSpec(_Section):
 
 
 class PreprocessSpec(_Section):
-    """Resampling of every image (linear) and mask (nearest neighbour) to one grid."""
+    """The preprocessing pipeline (``hybridrad preprocess``): a shipped preset or a YAML
+    file in ``config``, or ``spacing`` alone as a shorthand for resampling (images linear,
+    masks nearest neighbour)."""
 
-    spacing: tuple[float, float, float] = Field(description="target voxel spacing (mm), x y z")
+    config: str | None = Field(
+        None,
+        description="pipeline preset (glioma_mri, resample_only, ct) or YAML file "
+        "(docs/preprocessing.md)",
+    )
+    spacing: tuple[float, float, float] | None = Field(
+        None, description="shorthand: resampling alone, to this voxel spacing (mm), x y z"
+    )
 
     @field_validator("spacing")
     @classmethod
-    def _positive(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
-        if not all(0.01 <= v <= 100 for v in value):
+    def _positive(
+        cls, value: tuple[float, float, float] | None
+    ) -> tuple[float, float, float] | None:
+        if value is not None and not all(0.01 <= v <= 100 for v in value):
             raise ValueError("each spacing must be between 0.01 and 100 mm")
         return value
+
+    @model_validator(mode="after")
+    def _one(self) -> PreprocessSpec:
+        if (self.config is None) == (self.spacing is None):
+            raise ValueError("give either config (a pipeline) or spacing (resampling alone)")
+        return self
 
 
 class TrainSpec(_Section):
