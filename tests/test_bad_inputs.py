@@ -512,6 +512,57 @@ def _(root: Path) -> list[str]:
     return _extract(root, "--regions", "XX")
 
 
+# --- preprocessing pipelines and brain masks -----------------------------------------------
+
+
+def _preprocess(root: Path, config: str) -> list[str]:
+    return [
+        "preprocess",
+        str(root / "manifest.csv"),
+        "--config",
+        config,
+        "--out",
+        str(root.parent / "pre"),
+        "--no-progress",
+    ]
+
+
+@row("pipeline-unknown-preset", 2, "FileNotFoundError", "glioma_mri")
+def _(root: Path) -> list[str]:
+    return _preprocess(root, "glioma-mri")
+
+
+@row("pipeline-unknown-step", 2, "PreprocessConfigError", "bias_corection")
+def _(root: Path) -> list[str]:
+    (root / "p.yaml").write_text("bias_corection: {}\n", encoding="utf-8")
+    return _preprocess(root, str(root / "p.yaml"))
+
+
+@row("pipeline-bad-value", 2, "PreprocessConfigError", "resample.spacing", "between 0.01")
+def _(root: Path) -> list[str]:
+    (root / "p.yaml").write_text("resample: {spacing: [1, 1, 0]}\n", encoding="utf-8")
+    return _preprocess(root, str(root / "p.yaml"))
+
+
+@row("pipeline-brain-normalise-without-brain", 2, "normalise.region", "brain_extraction")
+def _(root: Path) -> list[str]:
+    (root / "p.yaml").write_text("normalise: {region: brain}\n", encoding="utf-8")
+    return _preprocess(root, str(root / "p.yaml"))
+
+
+@row("pipeline-missing-reference", 1, "add one, or change `reference`")
+def _(root: Path) -> list[str]:
+    (root / "p.yaml").write_text("reference: [t2]\nreorient: {}\n", encoding="utf-8")
+    return _preprocess(root, str(root / "p.yaml"))
+
+
+@row("brain-normalisation-without-brain-mask", 1, "has no brain mask", "hybridrad preprocess")
+def _(root: Path) -> list[str]:
+    text = FIRSTORDER_YAML.replace("{binWidth: 25,", "{normalizeRegion: brain, binWidth: 25,")
+    (root / "fo.yaml").write_text(text, encoding="utf-8")
+    return _extract(root)
+
+
 # --- clinical tables --------------------------------------------------------------------
 
 
@@ -1023,6 +1074,7 @@ MANIFEST_COMMANDS: dict[str, Callable[[Path], list[str]]] = {
         "--no-progress",
     ],
     "segment": lambda root: _segment(root, "--model", "glioma-flair", "--sequences", "flair"),
+    "preprocess": lambda root: _preprocess(root, "resample_only"),
     "seg-eval": lambda root: ["seg-eval", str(root / "manifest.csv"), "--pred", str(root)],
     "seg-train": lambda root: [
         "seg-train",
