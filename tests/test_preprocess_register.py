@@ -33,8 +33,8 @@ SHAPES = [
     (-14, -12, -6, 6, 4, 5, -0.7),
 ]
 T1_LIKE = [60, 100, 30, 30, 160, 130, 200, 70]
-# another contrast: CSF bright, brain darker than scalp, lesion darker than brain... -
-# not a monotone function of T1_LIKE, so only a statistical metric can match them
+# another contrast (CSF bright, brain darker than scalp, lesion darker than brain): not a
+# monotone function of T1_LIKE, so only a statistical metric can match the two
 T2_LIKE = [150, 60, 220, 220, 90, 180, 40, 120]
 
 TRUE_AXIS = np.array([1.0, 2.0, -1.5]) / np.linalg.norm([1.0, 2.0, -1.5])
