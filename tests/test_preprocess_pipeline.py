@@ -169,6 +169,15 @@ def test_the_mask_follows_reorientation_and_cropping() -> None:
     assert int(sitk.GetArrayFromImage(out.mask).sum()) == int(m.sum())
 
 
+def test_a_case_without_a_mask_is_fine_unless_a_step_needs_the_roi() -> None:
+    flair, _, _ = _head(5)
+    out = run_pipeline(parse_pipeline(CONFIG), {"flair": flair}, case_id="x")
+    assert out.mask is None and out.brain is not None
+    roi = parse_pipeline({"normalise": {"region": "roi", "clip_percentiles": None}})
+    with pytest.raises(Exception, match=r"case 'x' has no mask.*ROI"):
+        run_pipeline(roi, {"flair": flair}, case_id="x")
+
+
 def test_a_missing_reference_sequence_names_the_case_and_the_fix() -> None:
     flair, _, _ = _head(4)
     cfg = parse_pipeline({"reference": ["t1c"], "reorient": {}})
@@ -303,3 +312,84 @@ def test_shipped_brain_radiomics_config_loads() -> None:
     # otherwise the same extraction
     assert cfg.params["imageType"] == base.params["imageType"]
     assert cfg.params["featureClass"] == base.params["featureClass"]
+
+
+# -- real scans (skipped without ../shared/data) ------------------------------------------
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_glioma_mri_preset_on_real_lgg_and_four_sequence_brats(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped preset through the CLI on two TCGA-LGG cases (one whose T1 and T1c are
+    copies of its FLAIR) and a four-sequence BraTS 2018 case (t1, t1ce, t2, flair)."""
+    pytest.importorskip("deepbet")
+    from hybridrad.cli import main
+    from hybridrad.datasets.discover import discover_brats, discover_lgg_tcga
+    from hybridrad.io.manifest import write_manifest
+
+    lgg, _ = discover_lgg_tcga(data_dir / "lgg-tcga")
+    lgg = lgg[lgg["case_id"].isin(["TCGA_DU_5852", "TCGA_HT_7877"])]
+    brats = discover_brats(data_dir / "brats-samples" / "brats2018-fourmodal").head(1)
+    assert len(lgg) == 2 and len(brats) == 1
+    results = {}
+    for name, table in (("lgg", lgg), ("brats", brats)):
+        manifest = write_manifest(table, tmp_path / f"{name}.csv")
+        out = tmp_path / f"{name}-pre"
+        argv = ["preprocess", str(manifest), "--config", "glioma_mri", "--out", str(out)]
+        assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().out
+        results[name] = (Cohort.from_csv(out / "manifest.csv"), out)
+    assert len(next(iter(results["brats"][0])).images) == 4
+    for name, (cohort, out) in results.items():
+        logs = {
+            e["case_id"]: e
+            for e in map(json.loads, (out / "log.jsonl").read_text(encoding="utf-8").splitlines())
+        }
+        for case in cohort:
+            brain = sitk.GetArrayFromImage(case.read_brain_mask()) > 0
+            tumour = sitk.GetArrayFromImage(case.read_mask()) > 0
+            assert logs[case.case_id]["brain_extraction"]["method"] == "deepbet"
+            # the tumour lies in the brain (deepbet on glioma scans: >= 90 % of it)
+            assert tumour[brain].sum() >= 0.9 * tumour.sum(), case.case_id
+            for seq in case.images:
+                arr = sitk.GetArrayFromImage(case.read(seq))
+                inside = arr[brain]
+                assert abs(inside.mean()) < 1e-3 and abs(inside.std() - 1) < 1e-3
+                assert np.all(arr[~brain] == 0)  # skull and scalp gone
+    copies = json.loads(
+        (results["lgg"][1] / "log.jsonl").read_text(encoding="utf-8").splitlines()[1]
+    )
+    assert copies["case_id"] == "TCGA_HT_7877"
+    assert set(copies["brain_extraction"]["skipped_copies"]) == {"t1c", "t1", "flair"}
+    # BraTS is skull-stripped already: deepbet keeps nearly all of its non-zero voxels
+    case = next(iter(results["brats"][0]))
+    raw = sitk.GetArrayFromImage(sitk.ReadImage(str(brats.iloc[0]["t1"]))) != 0
+    brain = sitk.GetArrayFromImage(case.read_brain_mask()) > 0
+    assert (raw & brain).sum() >= 0.95 * raw.sum()
+
+
+@pytest.mark.data
+def test_threshold_pipeline_on_a_skull_stripped_brats_case(data_dir: Path, tmp_path: Path) -> None:
+    """Fast real-data check without deepbet: a skull-stripped BraTS 2015 case with the
+    challenge's own brain mask as the reference."""
+    folder = data_dir / "brats-samples" / "brats2015-multiclass"
+    case_dir = sorted(p for p in folder.iterdir() if p.is_dir())[0]
+    flair = sitk.ReadImage(str(next(case_dir.glob("Flair*.nii.gz"))))
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case_dir / "brainmask.nii.gz"))) > 0
+    cfg = parse_pipeline(
+        {
+            "brain_extraction": {"method": "threshold"},
+            "normalise": {"region": "brain", "clip_percentiles": [0.5, 99.5]},
+            "crop": {"to": "brain", "margin_mm": 5},
+        }
+    )
+    out = run_pipeline(cfg, {"flair": flair}, case_id=case_dir.name)
+    assert out.brain is not None
+    # back on the full grid to compare with the challenge's brain mask
+    from hybridrad.preprocess.resample import resample_onto
+
+    found = sitk.GetArrayFromImage(resample_onto(out.brain, flair, is_mask=True)) > 0
+    dice = 2 * (found & truth).sum() / (found.sum() + truth.sum())
+    assert dice > 0.9, dice
+    assert out.images["flair"].GetSize() < flair.GetSize()

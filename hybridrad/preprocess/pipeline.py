@@ -454,7 +454,11 @@ def run_pipeline(
     if cfg.normalise is not None:
         with stage("normalise"), timed("normalise"):
             n = cfg.normalise
-            region = {"brain": out.brain, "roi": _roi(out.mask, case_id), "image": None}[n.region]
+            region = (
+                out.brain
+                if n.region == "brain"
+                else (_roi(out.mask, case_id) if n.region == "roi" else None)
+            )
             stats: dict[str, Any] = {}
             for s, im in out.images.items():
                 entry: dict[str, Any] = {}
