@@ -341,7 +341,7 @@ def test_glioma_mri_preset_on_real_lgg_and_four_sequence_brats(
         assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().out
         results[name] = (Cohort.from_csv(out / "manifest.csv"), out)
     assert len(next(iter(results["brats"][0])).images) == 4
-    for name, (cohort, out) in results.items():
+    for cohort, out in results.values():
         logs = {
             e["case_id"]: e
             for e in map(json.loads, (out / "log.jsonl").read_text(encoding="utf-8").splitlines())
