@@ -133,10 +133,11 @@ def test_registration_is_deterministic(fixed: sitk.Image) -> None:
     a = rigid_register(moving, fixed, seed=3)
     b = rigid_register(moving, fixed, seed=3)
     # same voxel sample, same optimum; ITK's summation order still varies from run to
-    # run, which moves the end point by ~1e-5 (measured up to 1.3e-5 mm / rad)
-    assert np.allclose(a.transform.GetParameters(), b.transform.GetParameters(), atol=1e-4)
+    # run, which moves the end point a little (measured up to 1.05e-4 mm / rad over 12
+    # runs; another seed moves it by up to 1e-2)
+    assert np.allclose(a.transform.GetParameters(), b.transform.GetParameters(), atol=1e-3)
     c = rigid_register(moving, fixed, seed=4)  # another sample: another (close) optimum
-    assert not np.allclose(a.transform.GetParameters(), c.transform.GetParameters(), atol=1e-6)
+    assert not np.allclose(a.transform.GetParameters(), c.transform.GetParameters(), atol=1e-3)
 
 
 def test_coregister_puts_moving_on_the_fixed_grid(fixed: sitk.Image) -> None:

@@ -18,7 +18,7 @@ Choices, and why:
   levels give a wide capture range, the full-resolution level the accuracy.
 - **Deterministic**: the metric samples a fixed percentage of voxels drawn with a fixed
   ``seed``, so two runs sample the same voxels and reach the same optimum. They agree to
-  about 1e-5 mm / rad, not to the last bit: the order in which floating-point sums are
+  about 1e-4 mm / rad, not to the last bit: the order in which floating-point sums are
   added up inside ITK varies from run to run (even on one thread), and the optimiser's
   step rule can turn that rounding into a different last step. SimpleITK's global
   thread settings are not touched.
