@@ -36,7 +36,7 @@ _EXPORTS = {
     "RigidResult": "register",
     "rigid_register": "register",
     "coregister": "register",
-    "same_geometry": "register",
+    "RegistrationError": "register",
     "IntensityStats": "intensity",
     "zscore": "intensity",
     "clip_percentiles": "intensity",

@@ -26,7 +26,7 @@ from hybridrad.errors import (
     MaskGeometryError,
     NonFiniteImageError,
 )
-from hybridrad.preprocess.register import same_geometry
+from hybridrad.preprocess.resample import same_grid
 
 __all__ = [
     "ConstantRegionError",
@@ -112,7 +112,7 @@ def mask_voxels(
         inside = np.ones(arr.shape, dtype=bool)
         region = "image"
     else:
-        if not same_geometry(image, mask):
+        if not same_grid(image, mask, spacing_tol=1e-3, origin_tol=1e-3, direction_tol=1e-3):
             raise MaskGeometryError(
                 f"{_label(name)}the mask is not on the image's grid (image size "
                 f"{image.GetSize()}, spacing {image.GetSpacing()}, origin {image.GetOrigin()}; "

@@ -394,8 +394,8 @@ def run_pipeline(
                 if s == ref:
                     continue
                 moving = out.images[s]
-                if cfg.coregister.when == "geometry_differs" and register.same_geometry(
-                    moving, fixed
+                if cfg.coregister.when == "geometry_differs" and resample.same_grid(
+                    moving, fixed, spacing_tol=1e-3, origin_tol=1e-3, direction_tol=1e-3
                 ):
                     reg_log[s] = "same grid as the reference; not registered"
                     continue
@@ -415,7 +415,10 @@ def run_pipeline(
             for s in b.sequences or seqs:
                 if s in out.images:
                     out.images[s] = n4_bias_correction(
-                        out.images[s], shrink_factor=b.shrink_factor, iterations=b.iterations
+                        out.images[s],
+                        shrink_factor=b.shrink_factor,
+                        iterations=b.iterations,
+                        name=f"case {case_id!r}, {s}",
                     )
     if cfg.denoise is not None:
         from hybridrad.preprocess.denoise import denoise
@@ -464,10 +467,14 @@ def run_pipeline(
                 entry: dict[str, Any] = {}
                 if n.clip_percentiles is not None:
                     im, clip_stats = intensity.clip_percentiles(
-                        im, region, low=n.clip_percentiles[0], high=n.clip_percentiles[1]
+                        im,
+                        region,
+                        low=n.clip_percentiles[0],
+                        high=n.clip_percentiles[1],
+                        name=f"case {case_id!r}, {s}",
                     )
                     entry["clip"] = clip_stats.to_dict()
-                im, z_stats = intensity.zscore(im, region)
+                im, z_stats = intensity.zscore(im, region, name=f"case {case_id!r}, {s}")
                 if region is not None and cfg.brain_extraction and cfg.brain_extraction.skull_strip:
                     im = _apply_mask(im, region)  # background stays 0 after the z-score
                 entry["zscore"] = z_stats.to_dict()

@@ -34,8 +34,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from hybridrad.errors import HybridradError, ImageDimensionError, MaskGeometryError
+from hybridrad.preprocess.resample import same_grid
 
-__all__ = ["RegistrationError", "RigidResult", "coregister", "rigid_register", "same_geometry"]
+__all__ = ["RegistrationError", "RigidResult", "coregister", "rigid_register"]
 
 
 class RegistrationError(HybridradError, RuntimeError):
@@ -73,32 +74,6 @@ class RigidResult:
     angles_deg: tuple[float, float, float]
     iterations: int
     stop_condition: str
-
-
-def same_geometry(a: sitk.Image, b: sitk.Image, *, tol: float = 1e-3) -> bool:
-    """Whether ``a`` and ``b`` share one voxel grid.
-
-    Same size, and origin, spacing and direction equal within ``tol`` (absolute, in mm
-    for origin and spacing, in direction cosines for direction).
-
-    Examples
-    --------
-    >>> a = sitk.Image([4, 4, 4], sitk.sitkUInt8)
-    >>> b = sitk.Image([4, 4, 4], sitk.sitkFloat32)
-    >>> same_geometry(a, b)
-    True
-    >>> b.SetOrigin((0.0, 0.0, 0.5))
-    >>> same_geometry(a, b)
-    False
-    """
-    if a.GetDimension() != b.GetDimension() or a.GetSize() != b.GetSize():
-        return False
-    for get in ("GetOrigin", "GetSpacing", "GetDirection"):
-        va = np.asarray(getattr(a, get)(), dtype=float)
-        vb = np.asarray(getattr(b, get)(), dtype=float)
-        if not np.allclose(va, vb, rtol=0.0, atol=tol):
-            return False
-    return True
 
 
 def _check_3d(image: sitk.Image, what: str) -> None:
@@ -201,7 +176,7 @@ def rigid_register(
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(sampling_percentage, seed + 1)
     if fixed_mask is not None:
-        if not same_geometry(fixed_mask, fixed):
+        if not same_grid(fixed_mask, fixed, spacing_tol=1e-3, origin_tol=1e-3, direction_tol=1e-3):
             raise MaskGeometryError(
                 "fixed_mask is not on the fixed image's grid (size "
                 f"{fixed_mask.GetSize()} vs {fixed.GetSize()}, origin {fixed_mask.GetOrigin()} "
