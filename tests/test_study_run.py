@@ -217,6 +217,39 @@ def test_cli_run_prints_one_line_per_problem_and_the_report_path(
     assert last == f"report: {tmp_path / 'o' / 'report' / 'report.html'}"
 
 
+def test_preprocess_stage_runs_a_pipeline_file_and_an_edit_reruns_it(tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    pipeline = tmp_path / "pipeline.yaml"
+    steps = {
+        "reference": ["flair"],
+        "brain_extraction": {"method": "threshold"},
+        "normalise": {"region": "brain", "clip_percentiles": None},
+    }
+    pipeline.write_text(yaml.safe_dump(steps), encoding="utf-8")
+    study = yaml.safe_load(_clinical_only(tmp_path).read_text(encoding="utf-8"))
+    study["preprocess"] = {"config": "pipeline.yaml"}  # relative to the study file
+    path = tmp_path / "pre.yaml"
+    path.write_text(yaml.safe_dump(study), encoding="utf-8")
+    out = tmp_path / "out"
+    run = run_study(path, out, progress=False)
+    assert run.computed() == ["cohort", "preprocess", "evaluation", "report"]
+    manifest = pd.read_csv(out / "preprocess" / "manifest.csv")
+    assert len(manifest) == 20 and manifest["brain_mask"].notna().all()
+    pre = out / "preprocess"
+    flair = sitk.GetArrayFromImage(sitk.ReadImage(str(pre / manifest.loc[0, "flair"])))
+    brain = sitk.GetArrayFromImage(sitk.ReadImage(str(pre / manifest.loc[0, "brain_mask"]))) > 0
+    assert abs(flair[brain].mean()) < 1e-4 and abs(flair[brain].std() - 1) < 1e-3
+    record = json.loads((out / "preprocess" / "stage.json").read_text(encoding="utf-8"))
+    assert record["steps"] == ["brain_extraction", "normalise"]
+    assert run_study(path, out, progress=False).computed() == []
+    # the pipeline file edited in place: the preprocess stage reruns, and the report; this
+    # study has no image features, so its evaluation does not depend on the images
+    steps["normalise"] = {"region": "image", "clip_percentiles": None}
+    pipeline.write_text(yaml.safe_dump(steps), encoding="utf-8")
+    assert run_study(path, out, progress=False).computed() == ["preprocess", "report"]
+
+
 def test_preprocess_stage_resamples_images_and_masks(tmp_path: Path) -> None:
     import SimpleITK as sitk
 
