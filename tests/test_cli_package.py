@@ -40,6 +40,7 @@ def test_input_flags_on_every_manifest_command() -> None:
             "robustness": ["--out", "o.csv"],
             "seg-train": ["--out", "m"],
             "segment": ["--out", "o"],
+            "preprocess": ["--config", "glioma_mri", "--out", "o"],
             "seg-eval": ["--pred", "p"],
             "deep-features": ["--out", "o.parquet"],
             "pretrain": ["--out", "e"],

@@ -47,8 +47,12 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Register ``preprocess`` on an argparse subparsers object."""
-    from hybridrad.preprocess.pipeline import SHIPPED_PIPELINES
+    """Register ``preprocess`` on an argparse subparsers object (imports no pipeline code:
+    the presets are the files of ``configs/preprocess``)."""
+    from importlib import resources
+
+    folder = resources.files("hybridrad") / "configs" / "preprocess"
+    presets = sorted(f.name[: -len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml"))
 
     p = subparsers.add_parser(
         "preprocess",
@@ -62,7 +66,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--config",
         required=True,
-        help=f"pipeline YAML file or shipped preset ({', '.join(SHIPPED_PIPELINES)})",
+        help=f"pipeline YAML file or shipped preset ({', '.join(presets)})",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument(
