@@ -21,7 +21,12 @@ __all__ = ["denoise", "stable_time_step"]
 
 
 def stable_time_step(image: sitk.Image) -> float:
-    """The largest stable diffusion time step for ``image``: ``min(spacing) / 2**(d+1)``.
+    """The largest stable diffusion time step for ``image``:
+    ``min(min(spacing), 1) / 2**(d+1)``.
+
+    ITK's anisotropic diffusion is stable up to ``min(spacing) / 2**(d+1)``, and its
+    curvature filter further up to ``0.5 / 2**d`` whatever the spacing (it warns above
+    either), so voxels coarser than 1 mm do not allow a larger step.
 
     Examples
     --------
@@ -29,8 +34,14 @@ def stable_time_step(image: sitk.Image) -> float:
     >>> img.SetSpacing((1.0, 1.0, 2.0))
     >>> stable_time_step(img)
     0.0625
+    >>> img.SetSpacing((1.5, 1.5, 3.0))
+    >>> stable_time_step(img)
+    0.0625
+    >>> img.SetSpacing((0.5, 0.5, 1.0))
+    >>> stable_time_step(img)
+    0.03125
     """
-    return float(min(image.GetSpacing())) / 2.0 ** (image.GetDimension() + 1)
+    return min(float(min(image.GetSpacing())), 1.0) / 2.0 ** (image.GetDimension() + 1)
 
 
 def denoise(
