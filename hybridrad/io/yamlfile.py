@@ -44,3 +44,31 @@ def read_mapping(
             f"{what} {p} holds a {type(data).__name__}, not a mapping of settings. {hint}".strip()
         )
     return data
+
+
+def file_or_shipped(
+    value: str | os.PathLike[str], shipped: dict[str, Path], what: str, noun: str
+) -> Path:
+    """The file ``value`` names, or the shipped ``noun`` of that name (``shipped``: name
+    -> path); ``FileNotFoundError`` listing the shipped names when neither exists."""
+    path = Path(value)
+    if not path.is_file() and str(value) in shipped:
+        path = shipped[str(value)]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{what} {value} not found; give a YAML file or a shipped {noun} ({', '.join(shipped)})"
+        )
+    return path
+
+
+def key_problems(errors: list[Any]) -> list[tuple[str, str]]:
+    """``(key path, message)`` per error of a pydantic ``ValidationError.errors()``:
+    ``features.deep.batch_size``, without pydantic's ``function-...`` and
+    ``Value error, `` noise."""
+    out = []
+    for err in errors:
+        parts = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+        out.append(
+            (".".join(parts) or "(top level)", str(err["msg"]).removeprefix("Value error, "))
+        )
+    return out

@@ -265,13 +265,9 @@ def parse_pipeline(data: Any, source: str = "pipeline") -> PreprocessConfig:
     try:
         cfg = PreprocessConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            (
-                ".".join(str(p) for p in err["loc"]) or "(top level)",
-                str(err["msg"]).removeprefix("Value error, "),
-            )
-            for err in exc.errors()
-        ]
+        from hybridrad.io.yamlfile import key_problems
+
+        problems = key_problems(exc.errors())
         lines = "; ".join(f"{k}: {m}" for k, m in problems)
         raise PreprocessConfigError(
             f"{source}: {len(problems)} problem(s): {lines}. Steps: {', '.join(STEP_ORDER)} "
@@ -295,16 +291,10 @@ def load_pipeline(config: str | os.PathLike[str]) -> tuple[PreprocessConfig, Pat
     PreprocessConfigError
         The file breaks the schema.
     """
-    from hybridrad.io.yamlfile import read_mapping
+    from hybridrad.io.yamlfile import file_or_shipped, read_mapping
 
-    path = Path(config)
-    if not path.is_file() and str(config) in SHIPPED_PIPELINES:
-        path = shipped_pipeline(str(config))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"preprocessing config {config} not found; give a YAML file or a shipped preset "
-            f"({', '.join(SHIPPED_PIPELINES)})"
-        )
+    shipped = {name: shipped_pipeline(name) for name in SHIPPED_PIPELINES}
+    path = file_or_shipped(config, shipped, "preprocessing config", "preset")
     data = read_mapping(path, PreprocessConfigError, "preprocessing config")
     return parse_pipeline(data, source=str(path)), path.resolve()
 

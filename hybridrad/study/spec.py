@@ -310,11 +310,6 @@ def shipped_study(name: str) -> Path:
     return Path(__file__).resolve().parent.parent / "configs" / "studies" / f"{name}.yaml"
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if not str(p).startswith("function-")]
-    return ".".join(parts) or "(top level)"
-
-
 def parse_study(data: Any, source: str = "study") -> StudySpec:
     """Validate a study mapping; every problem is reported with its key path.
 
@@ -328,10 +323,9 @@ def parse_study(data: Any, source: str = "study") -> StudySpec:
     try:
         return StudySpec.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            (_location(err["loc"]), str(err["msg"]).removeprefix("Value error, "))
-            for err in exc.errors()
-        ]
+        from hybridrad.io.yamlfile import key_problems
+
+        problems = key_problems(exc.errors())
         lines = "; ".join(f"{path}: {msg}" for path, msg in problems)
         raise StudyFileError(
             f"{source}: {len(problems)} problem(s): {lines}", problems, source
@@ -355,15 +349,9 @@ def load_study_file(study: str | os.PathLike[str]) -> tuple[StudySpec, Path]:
     StudyFileError
         The file breaks the schema (every problem with its key path).
     """
-    from hybridrad.io.yamlfile import read_mapping
+    from hybridrad.io.yamlfile import file_or_shipped, read_mapping
 
-    path = Path(study)
-    if not path.is_file() and str(study) in SHIPPED_STUDIES:
-        path = shipped_study(str(study))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"study file {study} not found; give a YAML file or a shipped study "
-            f"({', '.join(SHIPPED_STUDIES)})"
-        )
+    shipped = {name: shipped_study(name) for name in SHIPPED_STUDIES}
+    path = file_or_shipped(study, shipped, "study file", "study")
     data = read_mapping(path, StudyFileError, "study file")
     return parse_study(data, source=str(path)), path.resolve()
