@@ -169,6 +169,20 @@ def test_the_mask_follows_reorientation_and_cropping() -> None:
     assert int(sitk.GetArrayFromImage(out.mask).sum()) == int(m.sum())
 
 
+def test_crop_to_the_foreground_keeps_the_head_and_drops_the_air() -> None:
+    flair, mask, _ = _head(6)
+    out = run_pipeline(
+        parse_pipeline({"crop": {"to": "foreground", "margin_mm": 0}}), {"flair": flair}, mask
+    )
+    head = sitk.GetArrayFromImage(flair) > 80  # brain and skull; air and noise below
+    box = np.argwhere(head)
+    expected = tuple(int(v) for v in (box.max(axis=0) - box.min(axis=0) + 1)[::-1])
+    assert out.images["flair"].GetSize() == expected
+    assert out.mask is not None and int(sitk.GetArrayFromImage(out.mask).sum()) == int(
+        sitk.GetArrayFromImage(mask).sum()
+    )
+
+
 def test_a_case_without_a_mask_is_fine_unless_a_step_needs_the_roi() -> None:
     flair, _, _ = _head(5)
     out = run_pipeline(parse_pipeline(CONFIG), {"flair": flair}, case_id="x")

@@ -177,9 +177,10 @@ class CTWindowStep(_Step):
 
 
 class CropStep(_Step):
-    """Crop every image to a region's bounding box plus a margin."""
+    """Crop every image to a region's bounding box plus a margin: the brain mask, the ROI,
+    or the foreground (the reference image's voxels above its Otsu threshold)."""
 
-    to: Literal["brain", "roi"] = "brain"
+    to: Literal["brain", "roi", "foreground"] = "brain"
     margin_mm: float = Field(10.0, ge=0)
 
 
@@ -481,7 +482,12 @@ def run_pipeline(
     if cfg.crop is not None:
         with stage("crop"), timed("crop"):
             c = cfg.crop
-            region = out.brain if c.to == "brain" else _roi(out.mask, case_id)
+            if c.to == "brain":
+                region = out.brain
+            elif c.to == "roi":
+                region = _roi(out.mask, case_id)
+            else:
+                region = sitk.OtsuThreshold(out.images[ref], 0, 1)
             assert region is not None
             out.images = {
                 s: geometry.crop_to_mask(im, region, c.margin_mm) for s, im in out.images.items()
