@@ -16,9 +16,13 @@ Two parts, each against the obvious alternative measured in the same run:
     with ``normalizeRegion: brain``. ``--preprocessed`` is the output folder of
     ``hybridrad preprocess MANIFEST --config glioma_mri`` for the same cases.
 
-The segmentation Dice with and without the preset comes from
-``scripts/train_glioma_model.py cv`` (with ``--manifest`` for the preprocessed cohort);
-see docs/benchmarks.md for the commands and figures.
+``dice``
+    Segmentation Dice of the shipped recipe (``glioma-flair``) in 5-fold CV, on the raw
+    scans against the ``glioma_mri`` preset's images: reads the two folders that
+    ``scripts/train_glioma_model.py cv`` wrote (``--raw WORK/cv-glioma-flair``, and
+    ``--pre`` for the run with ``--manifest PRE/manifest.csv``); prints per-fold means and
+    the paired per-patient difference with a bootstrap 95 % CI. Both runs use the same
+    folds (``folds_of(case_ids, 5, seed=0)``), the same masks on the same grid.
 
 The data is located with ``hybridrad.datasets.reference.reference_data_dir()``
 (``$HYBRIDRAD_DATA`` or ``../shared/data``); without it the benchmark says so and exits 0.
@@ -27,6 +31,7 @@ Usage::
 
     .venv/bin/python benchmarks/preprocess_real.py steps [--cases 5]
     .venv/bin/python benchmarks/preprocess_real.py icc --preprocessed WORK/lgg-glioma_mri [--jobs 2]
+    .venv/bin/python benchmarks/preprocess_real.py dice --raw WORK/cv-glioma-flair --pre WORK/cv-pre/cv-glioma-flair
 """
 
 from __future__ import annotations
@@ -192,22 +197,71 @@ def run_icc(data: Path, preprocessed: Path, jobs: int, n_perturbations: int) -> 
     print(both.groupby(classes.to_numpy()).median().round(3).to_string())
 
 
+def run_dice(raw: Path, pre: Path) -> None:
+    """Per-fold and paired per-patient Dice: raw scans vs the glioma_mri preset."""
+    tables = {}
+    for label, folder in (("raw", raw), ("glioma_mri", pre)):
+        files = sorted(folder.glob("fold*/scores.csv"))
+        if not files:
+            sys.exit(f"no fold*/scores.csv under {folder}")
+        tables[label] = pd.concat([pd.read_csv(f) for f in files]).set_index("case_id")
+    both = tables["raw"][["fold", "dice", "hd95_mm"]].join(
+        tables["glioma_mri"][["dice", "hd95_mm"]], rsuffix="_pre", how="inner"
+    )
+    print(
+        f"{len(both)} patients in both runs (folds {sorted(int(f) for f in both['fold'].unique())})"
+    )
+    per_fold = both.groupby("fold").agg(
+        n=("dice", "size"), raw=("dice", "mean"), glioma_mri=("dice_pre", "mean")
+    )
+    print(per_fold.round(3).to_string())
+    diff = (both["dice_pre"] - both["dice"]).to_numpy()
+    rng = np.random.default_rng(0)
+    boot = [rng.choice(diff, size=len(diff)).mean() for _ in range(2000)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    print(
+        f"mean Dice: raw {both['dice'].mean():.3f} (median {both['dice'].median():.3f}), "
+        f"glioma_mri {both['dice_pre'].mean():.3f} (median {both['dice_pre'].median():.3f})"
+    )
+    print(
+        f"median HD95 (mm): raw {both['hd95_mm'].median():.1f}, "
+        f"glioma_mri {both['hd95_mm_pre'].median():.1f}"
+    )
+    print(
+        f"paired difference (glioma_mri - raw): {diff.mean():+.3f} [{lo:+.3f}, {hi:+.3f}], "
+        f"better in {np.mean(diff > 0):.0%} of patients"
+    )
+    worst = both.assign(diff=diff).sort_values("diff")
+    print("largest changes:")
+    print(
+        pd.concat([worst.head(3), worst.tail(3)])[["fold", "dice", "dice_pre", "diff"]]
+        .round(3)
+        .to_string()
+    )
+
+
 def main() -> int:
     from hybridrad.datasets.reference import reference_data_dir
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", choices=["steps", "icc"])
+    p.add_argument("part", choices=["steps", "icc", "dice"])
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--cases", type=int, default=5, help="steps: cases per cohort")
     p.add_argument("--preprocessed", type=Path, help="icc: glioma_mri output folder")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--perturbations", type=int, default=5)
+    p.add_argument("--raw", type=Path, help="dice: CV folder of the raw scans")
+    p.add_argument("--pre", type=Path, help="dice: CV folder of the preprocessed scans")
     args = p.parse_args()
     data = args.data or reference_data_dir()
     if data is None or not (data / "lgg-tcga").is_dir():
         print("reference data not found (set HYBRIDRAD_DATA); nothing to benchmark")
         return 0
-    if args.part == "steps":
+    if args.part == "dice":
+        if args.raw is None or args.pre is None:
+            sys.exit("dice needs --raw and --pre (folders of scripts/train_glioma_model.py cv)")
+        run_dice(args.raw, args.pre)
+    elif args.part == "steps":
         run_steps(data, args.cases)
     else:
         if args.preprocessed is None:
