@@ -25,11 +25,12 @@ version key the per-case cache, so a rerun recomputes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -350,15 +351,11 @@ def run_pipeline(
     timings: dict[str, float] = {}
     out.log["reference"] = ref
 
-    def timed(name: str) -> Any:
-        class _T:
-            def __enter__(self) -> None:
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc: object) -> None:
-                timings[name] = round(time.perf_counter() - self.t, 3)
-
-        return _T()
+    @contextlib.contextmanager
+    def timed(name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - start, 3)
 
     if cfg.reorient is not None:
         with stage("reorient"), timed("reorient"):
