@@ -183,6 +183,25 @@ def test_crop_to_the_foreground_keeps_the_head_and_drops_the_air() -> None:
     )
 
 
+def test_roi_normalisation_keeps_the_brain_and_skull_strips_only_outside_it() -> None:
+    flair, mask, _ = _head(7)
+    cfg = parse_pipeline({**CONFIG, "normalise": {"region": "roi", "clip_percentiles": None}})
+    out = run_pipeline(cfg, {"flair": flair}, mask)
+    arr = sitk.GetArrayFromImage(out.images["flair"])
+    roi = sitk.GetArrayFromImage(mask) > 0
+    assert abs(arr[roi].mean()) < 1e-4 and abs(arr[roi].std() - 1) < 1e-3
+    found = sitk.GetArrayFromImage(out.brain) > 0
+    assert np.count_nonzero(arr[found & ~roi]) > 0.9 * np.count_nonzero(found & ~roi)
+    assert np.all(arr[~found] == 0)
+
+
+def test_unknown_sequence_names_in_a_step_are_refused(tmp_path: Path) -> None:
+    manifest = _cohort(tmp_path / "in", n=1)
+    cfg = parse_pipeline({"bias_correction": {"sequences": ["flair", "t1ce"]}})
+    with pytest.raises(PreprocessConfigError, match=r"\['t1ce'\].*not in the manifest"):
+        preprocess_cohort(Cohort.from_csv(manifest), cfg, tmp_path / "out")
+
+
 def test_a_case_without_a_mask_is_fine_unless_a_step_needs_the_roi() -> None:
     flair, _, _ = _head(5)
     out = run_pipeline(parse_pipeline(CONFIG), {"flair": flair}, case_id="x")

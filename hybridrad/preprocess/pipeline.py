@@ -463,8 +463,12 @@ def run_pipeline(
                     )
                     entry["clip"] = clip_stats.to_dict()
                 im, z_stats = intensity.zscore(im, region, name=f"case {case_id!r}, {s}")
-                if region is not None and cfg.brain_extraction and cfg.brain_extraction.skull_strip:
-                    im = _apply_mask(im, region)  # background stays 0 after the z-score
+                if (
+                    out.brain is not None
+                    and cfg.brain_extraction
+                    and cfg.brain_extraction.skull_strip
+                ):
+                    im = _apply_mask(im, out.brain)  # background stays 0 after the z-score
                 entry["zscore"] = z_stats.to_dict()
                 out.images[s] = im
                 stats[s] = entry
@@ -659,6 +663,21 @@ def preprocess_cohort(
     """
     from hybridrad.io.manifest import write_manifest
 
+    unknown = sorted(
+        {
+            name
+            for step in (config.bias_correction, config.denoise)
+            if step is not None
+            for name in step.sequences or ()
+        }
+        - set(cohort.sequences)
+    )
+    if unknown:
+        raise PreprocessConfigError(
+            f"{config_source or 'pipeline'}: sequence(s) {unknown} named in bias_correction / "
+            f"denoise are not in the manifest (its sequences: {list(cohort.sequences)}); "
+            "fix the names or leave `sequences` out (all)"
+        )
     out = Path(out_dir)
     task = PreprocessTask(config, out)
     result = run_cohort(
