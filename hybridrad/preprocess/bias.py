@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from hybridrad.errors import HybridradWarning, ImageDimensionError
+from hybridrad.errors import HybridradWarning
+from hybridrad.preprocess._checks import require_scalar
 from hybridrad.preprocess.intensity import ConstantRegionError, mask_voxels
 
 __all__ = ["NegativeIntensityWarning", "n4_bias_correction"]
@@ -84,12 +85,7 @@ def n4_bias_correction(
     >>> out.GetSize(), out.GetPixelID() == sitk.sitkFloat32
     ((16, 16, 16), True)
     """
-    if image.GetDimension() not in (2, 3) or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageDimensionError(
-            f"{_label(name)}N4 needs a scalar 2D or 3D image, got a "
-            f"{image.GetDimension()}D image with {image.GetNumberOfComponentsPerPixel()} "
-            "component(s) per voxel; pass one volume (one sequence, one time point)"
-        )
+    require_scalar(image, f"{_label(name)}N4", dims=(2, 3))
     if shrink_factor < 1:
         raise ValueError(f"shrink_factor must be >= 1, got {shrink_factor}")
     if not iterations or min(iterations) < 1:

@@ -38,7 +38,8 @@ from typing import Any, Literal
 import numpy as np
 import SimpleITK as sitk
 
-from hybridrad.errors import HybridradError, HybridradWarning, ImageDimensionError
+from hybridrad.errors import HybridradError, HybridradWarning
+from hybridrad.preprocess._checks import require_scalar
 
 __all__ = [
     "INSTALL_HINT",
@@ -310,7 +311,7 @@ def threshold_brain_mask(image: sitk.Image, *, name: str = "image") -> sitk.Imag
     BrainExtractionError
         The image is constant or nothing survives the steps.
     """
-    _check_image(image, name)
+    require_scalar(image, f"{name}: brain extraction")
     spacing = image.GetSpacing()
     values = sitk.GetArrayFromImage(image).astype(np.float64)
     values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
@@ -356,15 +357,6 @@ def threshold_brain_mask(image: sitk.Image, *, name: str = "image") -> sitk.Imag
 
 
 # --- public entry point -----------------------------------------------------------------------
-
-
-def _check_image(image: sitk.Image, name: str) -> None:
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageDimensionError(
-            f"{name}: brain extraction needs a scalar 3D image, got "
-            f"{image.GetDimension()}D with {image.GetNumberOfComponentsPerPixel()} "
-            "component(s) per voxel; pass one 3D volume (split 4D series first)"
-        )
 
 
 def _volume_ml(mask: sitk.Image) -> float:
@@ -453,7 +445,7 @@ def extract_brain(
         raise ValueError(f"{name}: brain extraction method {method!r} is not one of {METHODS}")
     if not 0.0 < float(threshold) < 1.0:
         raise ValueError(f"{name}: deepbet threshold {threshold!r} must lie in (0, 1)")
-    _check_image(image, name)
+    require_scalar(image, f"{name}: brain extraction")
 
     fallback_reason: str | None = None
     if method in ("auto", "deepbet"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import SimpleITK as sitk
 
-from hybridrad.errors import ImageDimensionError
+from hybridrad.preprocess._checks import require_scalar
 
 __all__ = ["denoise", "stable_time_step"]
 
@@ -78,11 +78,7 @@ def denoise(
     >>> out.GetSize(), out.GetPixelID() == sitk.sitkFloat32
     ((8, 8, 8), True)
     """
-    if image.GetDimension() not in (2, 3) or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageDimensionError(
-            f"denoise needs a scalar 2D or 3D image, got a {image.GetDimension()}D image with "
-            f"{image.GetNumberOfComponentsPerPixel()} component(s) per voxel; pass one volume"
-        )
+    require_scalar(image, "denoise", dims=(2, 3))
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     if not conductance > 0:

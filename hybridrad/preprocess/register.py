@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from hybridrad.errors import HybridradError, ImageDimensionError, MaskGeometryError
+from hybridrad.errors import HybridradError, MaskGeometryError
+from hybridrad.preprocess._checks import require_scalar
 from hybridrad.preprocess.resample import same_grid
 
 __all__ = ["RegistrationError", "RigidResult", "coregister", "rigid_register"]
@@ -74,15 +75,6 @@ class RigidResult:
     angles_deg: tuple[float, float, float]
     iterations: int
     stop_condition: str
-
-
-def _check_3d(image: sitk.Image, what: str) -> None:
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ImageDimensionError(
-            f"rigid registration needs scalar 3D images; the {what} image is "
-            f"{image.GetDimension()}D with {image.GetNumberOfComponentsPerPixel()} "
-            "component(s) per voxel: pass one 3D volume (one sequence, one time point)"
-        )
 
 
 def rotation_angle_deg(matrix: Sequence[float]) -> float:
@@ -141,8 +133,8 @@ def rigid_register(
     -------
     RigidResult
     """
-    _check_3d(moving, "moving")
-    _check_3d(fixed, "fixed")
+    require_scalar(moving, "rigid registration (moving image)")
+    require_scalar(fixed, "rigid registration (fixed image)")
     if len(shrink_factors) != len(smoothing_sigmas_mm):
         raise ValueError(
             f"shrink_factors {tuple(shrink_factors)} and smoothing_sigmas_mm "
