@@ -18,3 +18,8 @@ def require_scalar(image: sitk.Image, what: str, dims: tuple[int, ...] = (3,)) -
             "component(s) per voxel; pass one volume (one sequence, one time point: split "
             "4D series first)"
         )
+
+
+def label(name: str | None) -> str:
+    """``"name: "`` to start an error message with, or ``""``."""
+    return f"{name}: " if name else ""

@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hybridrad.errors import HybridradWarning
-from hybridrad.preprocess._checks import require_scalar
+from hybridrad.preprocess._checks import label, require_scalar
 from hybridrad.preprocess.intensity import ConstantRegionError, mask_voxels
 
 __all__ = ["NegativeIntensityWarning", "n4_bias_correction"]
@@ -29,10 +29,6 @@ __all__ = ["NegativeIntensityWarning", "n4_bias_correction"]
 class NegativeIntensityWarning(HybridradWarning):
     """N4 was given negative intensities inside its mask: MR magnitudes are >= 0, so the
     image was probably normalised (z-scored) already; N4 belongs before normalisation."""
-
-
-def _label(name: str | None) -> str:
-    return f"{name}: " if name else ""
 
 
 def n4_bias_correction(
@@ -85,7 +81,7 @@ def n4_bias_correction(
     >>> out.GetSize(), out.GetPixelID() == sitk.sitkFloat32
     ((16, 16, 16), True)
     """
-    require_scalar(image, f"{_label(name)}N4", dims=(2, 3))
+    require_scalar(image, f"{label(name)}N4", dims=(2, 3))
     if shrink_factor < 1:
         raise ValueError(f"shrink_factor must be >= 1, got {shrink_factor}")
     if not iterations or min(iterations) < 1:
@@ -94,7 +90,7 @@ def n4_bias_correction(
     arr, _, _ = mask_voxels(img, None, name=name)  # NaN / infinity -> error
     if float(arr.max()) == float(arr.min()):
         raise ConstantRegionError(
-            f"{_label(name)}every voxel holds {float(arr.min()):g}: the image is blank and "
+            f"{label(name)}every voxel holds {float(arr.min()):g}: the image is blank and "
             "has no bias field to correct; check the file"
         )
     if mask is None:
@@ -107,7 +103,7 @@ def n4_bias_correction(
     n_negative = int(np.count_nonzero(arr[inside] < 0))
     if n_negative:
         warnings.warn(
-            f"{_label(name)}{n_negative} voxels inside the N4 mask are negative (minimum "
+            f"{label(name)}{n_negative} voxels inside the N4 mask are negative (minimum "
             f"{float(arr[inside].min()):g}); N4 models a multiplicative field on MR "
             "magnitudes (>= 0): run it on the raw image, before z-scoring",
             NegativeIntensityWarning,

@@ -26,6 +26,7 @@ from hybridrad.errors import (
     MaskGeometryError,
     NonFiniteImageError,
 )
+from hybridrad.preprocess._checks import label
 from hybridrad.preprocess.resample import same_grid
 
 __all__ = [
@@ -87,10 +88,6 @@ class IntensityStats:
         return asdict(self)
 
 
-def _label(name: str | None) -> str:
-    return f"{name}: " if name else ""
-
-
 def mask_voxels(
     image: sitk.Image, mask: sitk.Image | None, *, name: str | None = None
 ) -> tuple[np.ndarray, np.ndarray, str]:
@@ -104,7 +101,7 @@ def mask_voxels(
     """
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(
-            f"{_label(name)}the image has {image.GetNumberOfComponentsPerPixel()} components "
+            f"{label(name)}the image has {image.GetNumberOfComponentsPerPixel()} components "
             "per voxel; pass a scalar image (one sequence)"
         )
     arr = sitk.GetArrayViewFromImage(image).astype(np.float64)
@@ -114,7 +111,7 @@ def mask_voxels(
     else:
         if not same_grid(image, mask, spacing_tol=1e-3, origin_tol=1e-3, direction_tol=1e-3):
             raise MaskGeometryError(
-                f"{_label(name)}the mask is not on the image's grid (image size "
+                f"{label(name)}the mask is not on the image's grid (image size "
                 f"{image.GetSize()}, spacing {image.GetSpacing()}, origin {image.GetOrigin()}; "
                 f"mask size {mask.GetSize()}, spacing {mask.GetSpacing()}, origin "
                 f"{mask.GetOrigin()}); resample the mask onto the image first "
@@ -124,12 +121,12 @@ def mask_voxels(
         region = "mask"
         if not inside.any():
             raise EmptyROIError(
-                f"{_label(name)}the mask holds no nonzero voxel (of {inside.size}); pass "
+                f"{label(name)}the mask holds no nonzero voxel (of {inside.size}); pass "
                 "the brain/ROI mask of this image, or mask=None to use every voxel"
             )
     if not np.isfinite(arr[inside]).all():
         raise NonFiniteImageError(
-            f"{_label(name)}the image holds NaN or infinite voxels inside the {region}; "
+            f"{label(name)}the image holds NaN or infinite voxels inside the {region}; "
             "fix or replace the image before normalising it"
         )
     return arr, inside, region
@@ -190,7 +187,7 @@ def zscore(
     sd = float(values.std())
     if not sd > 0:
         raise ConstantRegionError(
-            f"{_label(name)}every voxel inside the {region} holds {values[0]:g} (SD 0), so "
+            f"{label(name)}every voxel inside the {region} holds {values[0]:g} (SD 0), so "
             "it cannot be z-scored; check that the image is not blank and that the mask "
             "covers the brain/ROI of this image"
         )
