@@ -255,6 +255,20 @@ def test_cohort_writes_a_manifest_with_brain_masks_and_reruns_from_cache(tmp_pat
     assert fourth.n_cached == 1 and (out / "images" / "p0" / "t1.nii.gz").is_file()
 
 
+def test_a_manifest_brain_mask_follows_the_geometric_steps(tmp_path: Path) -> None:
+    manifest = _cohort(tmp_path / "in", n=1)
+    _, written = preprocess_cohort(
+        Cohort.from_csv(manifest), parse_pipeline(CONFIG), tmp_path / "a"
+    )
+    # the output (with its brain_mask column) through a resampling pipeline: the brain
+    # mask is resampled with the images instead of being dropped
+    cfg = parse_pipeline({"resample": {"spacing": [4.0, 4.0, 3.0]}})
+    _, again = preprocess_cohort(Cohort.from_csv(written), cfg, tmp_path / "b")
+    case = next(iter(Cohort.from_csv(again)))
+    assert case.brain_mask is not None
+    assert case.read_brain_mask().GetSize() == case.read("flair").GetSize() == (20, 20, 24)
+
+
 def test_cli_preprocess_and_a_bad_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -331,9 +331,12 @@ def run_pipeline(
     images: dict[str, sitk.Image],
     mask: sitk.Image | None = None,
     *,
+    brain: sitk.Image | None = None,
     case_id: str = "case",
 ) -> CaseImages:
-    """Run the pipeline on one case's images (and its ROI mask, on the reference grid).
+    """Run the pipeline on one case's images (and its ROI mask and brain mask, both on the
+    reference grid). A given brain mask follows the geometric steps like the ROI mask;
+    a ``brain_extraction`` step replaces it.
 
     Returns
     -------
@@ -347,7 +350,7 @@ def run_pipeline(
         raise PreprocessError(f"case {case_id!r} has no images")
     seqs = list(images)
     ref = _pick(cfg.reference, seqs, "reference", case_id)
-    out = CaseImages(images=dict(images), mask=mask)
+    out = CaseImages(images=dict(images), mask=mask, brain=brain)
     timings: dict[str, float] = {}
     out.log["reference"] = ref
 
@@ -363,6 +366,8 @@ def run_pipeline(
             out.images = {s: geometry.reorient(im, o) for s, im in out.images.items()}
             if out.mask is not None:
                 out.mask = geometry.reorient(out.mask, o)
+            if out.brain is not None:
+                out.brain = geometry.reorient(out.brain, o)
     if cfg.resample is not None:
         with stage("resample"), timed("resample"):
             r = cfg.resample
@@ -373,6 +378,10 @@ def run_pipeline(
             if out.mask is not None:
                 out.mask = resample.resample_image(
                     out.mask, r.spacing, is_mask=True, mask_method=r.mask_method
+                )
+            if out.brain is not None:
+                out.brain = resample.resample_image(
+                    out.brain, r.spacing, is_mask=True, mask_method=r.mask_method
                 )
     if cfg.coregister is not None:
         with stage("coregister"), timed("coregister"):
@@ -431,17 +440,18 @@ def run_pipeline(
                 "brain_extraction.sequence",
                 case_id,
             )
-            brain = extract_brain(out.images[src], method=be.method, name=f"case {case_id!r}")
-            out.brain = brain.mask
+            found = extract_brain(out.images[src], method=be.method, name=f"case {case_id!r}")
+            out.brain = found.mask
             out.log["brain_extraction"] = {
                 "sequence": src,
-                "method": brain.method,
-                "volume_ml": round(float(brain.volume_ml), 3),
-                "fallback_reason": brain.fallback_reason,
+                "method": found.method,
+                "volume_ml": round(float(found.volume_ml), 3),
+                "fallback_reason": found.fallback_reason,
                 "skipped_copies": copies,
+                "replaced_manifest_brain_mask": brain is not None,
             }
             if be.skull_strip:
-                out.images = {s: _apply_mask(im, brain.mask) for s, im in out.images.items()}
+                out.images = {s: _apply_mask(im, found.mask) for s, im in out.images.items()}
     if cfg.normalise is not None:
         with stage("normalise"), timed("normalise"):
             n = cfg.normalise
@@ -570,6 +580,8 @@ class PreprocessTask:
         files = dict(case.images)
         if case.mask is not None:
             files[MASK] = case.mask
+        if case.brain_mask is not None:
+            files[BRAIN_MASK] = case.brain_mask
         return {k: file_sha256(p) for k, p in files.items()}
 
     def cache_key(self, case: Case) -> str:
@@ -603,7 +615,8 @@ class PreprocessTask:
         with stage("read"):
             images = {s: case.read(s) for s in case.images}
             mask = case.read_mask() if case.mask is not None else None
-        result = run_pipeline(self.config, images, mask, case_id=case.case_id)
+            brain = case.read_brain_mask() if case.brain_mask is not None else None
+        result = run_pipeline(self.config, images, mask, brain=brain, case_id=case.case_id)
         folder = self.folder(case)
         diagnostics: dict[str, Any] = {}
         with stage("write"):
