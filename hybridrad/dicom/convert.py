@@ -48,6 +48,7 @@ from hybridrad.dicom.deidentify import (
     write_key,
 )
 from hybridrad.errors import HybridradError, HybridradWarning
+from hybridrad.io.images import Geometry
 
 logger = logging.getLogger(__name__)
 
@@ -474,16 +475,11 @@ def _read_volume(
     clean.SetOrigin(geometry.origin)
     clean.SetSpacing(geometry.spacing)
     clean.SetDirection(geometry.direction)
-    worst = max(
-        float(np.max(np.abs(np.subtract(image.GetOrigin(), geometry.origin)))),
-        float(np.max(np.abs(np.subtract(image.GetSpacing(), geometry.spacing)))),
-        float(np.max(np.abs(np.subtract(image.GetDirection(), geometry.direction)))),
-    )
-    if worst > 1e-3:
+    problem = Geometry.of(clean).mismatch(Geometry.of(image), tolerance=1e-3)
+    if problem:
         raise DicomSeriesError(
-            f"{what}: SimpleITK read a grid (origin {image.GetOrigin()}, spacing "
-            f"{image.GetSpacing()}) that differs from the headers' (origin {geometry.origin}, "
-            f"spacing {geometry.spacing}); refusing to guess. Please report this series"
+            f"{what}: SimpleITK read a grid that differs from the headers' ({problem}); "
+            "refusing to guess. Please report this series"
         )
     return clean
 
