@@ -27,7 +27,7 @@ __all__ = ["NegativeIntensityWarning", "n4_bias_correction"]
 
 
 class NegativeIntensityWarning(HybridradWarning):
-    """N4 was given negative intensities inside its mask: MR magnitudes are >= 0, so the
+    """N4 was given an image with negative intensities: MR magnitudes are >= 0, so the
     image was probably normalised (z-scored) already; N4 belongs before normalisation."""
 
 
@@ -95,17 +95,20 @@ def n4_bias_correction(
         )
     if mask is None:
         fit_mask = sitk.OtsuThreshold(img, 0, 1, 200)
-        _, inside, _ = mask_voxels(img, fit_mask, name=name)  # empty -> EmptyROIError
+        mask_voxels(img, fit_mask, name=name)  # empty -> EmptyROIError
     else:
-        _, inside, _ = mask_voxels(img, mask, name=name)  # other grid / empty -> error
+        mask_voxels(img, mask, name=name)  # other grid / empty -> error
         fit_mask = sitk.Cast(mask != 0, sitk.sitkUInt8)
         fit_mask.CopyInformation(img)
-    n_negative = int(np.count_nonzero(arr[inside] < 0))
+    # anywhere, not only inside the mask: an image z-scored already has a negative
+    # background while Otsu's mask keeps its bright, positive part
+    n_negative = int(np.count_nonzero(arr < 0))
     if n_negative:
         warnings.warn(
-            f"{label(name)}{n_negative} voxels inside the N4 mask are negative (minimum "
-            f"{float(arr[inside].min()):g}); N4 models a multiplicative field on MR "
-            "magnitudes (>= 0): run it on the raw image, before z-scoring",
+            f"{label(name)}{n_negative} of {arr.size} voxels are negative (minimum "
+            f"{float(arr.min()):g}): the image looks normalised already, and N4 models a "
+            "multiplicative field on MR magnitudes (>= 0); run it on the raw image, before "
+            "z-scoring, or leave bias_correction out for this cohort",
             NegativeIntensityWarning,
             stacklevel=2,
         )
