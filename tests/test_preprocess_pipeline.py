@@ -269,6 +269,24 @@ def test_a_manifest_brain_mask_follows_the_geometric_steps(tmp_path: Path) -> No
     assert case.read_brain_mask().GetSize() == case.read("flair").GetSize() == (20, 20, 24)
 
 
+def test_validate_checks_the_brain_mask_column(tmp_path: Path) -> None:
+    manifest = _cohort(tmp_path / "in", n=2)
+    _, written = preprocess_cohort(
+        Cohort.from_csv(manifest), parse_pipeline(CONFIG), tmp_path / "o"
+    )
+    assert Cohort.from_csv(written).validate().ok
+    table = pd.read_csv(written)
+    other = tmp_path / "small.nii.gz"
+    sitk.WriteImage(sitk.Image([4, 4, 4], sitk.sitkUInt8), str(other))
+    table.loc[0, "brain_mask"] = str(other)
+    table.loc[1, "brain_mask"] = str(tmp_path / "gone.nii.gz")
+    table.to_csv(written, index=False)
+    report = Cohort.from_csv(written).validate()
+    text = " ".join(str(p.error) for p in report.problems)
+    assert "case 'p0': brain mask small.nii.gz is not on the grid" in text
+    assert "gone.nii.gz" in text
+
+
 def test_cli_preprocess_and_a_bad_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -213,6 +213,28 @@ def _check_case(
                     str(path),
                 )
             )
+    if case.brain_mask is not None:
+        try:
+            bgeom, _ = read_geometry(case.brain_mask)
+        except (HybridradError, OSError, ValueError) as exc:
+            out.append(
+                Problem(_wrap(exc, cid, "brain_mask"), cid, "brain_mask", str(case.brain_mask))
+            )
+        else:
+            why = reference[1].mismatch(bgeom, tolerance) if reference is not None else None
+            if why and reference is not None:
+                out.append(
+                    Problem(
+                        MaskGeometryError(
+                            f"case {cid!r}: brain mask {case.brain_mask.name} is not on the grid "
+                            f"of sequence {reference[0]!r}: {why}. Use the brain mask "
+                            "`hybridrad preprocess` wrote with these images."
+                        ),
+                        cid,
+                        "brain_mask",
+                        str(case.brain_mask),
+                    )
+                )
     if case.mask is None:
         return out, warned
     try:
