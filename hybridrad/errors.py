@@ -115,6 +115,11 @@ class RadiomicsConfigError(HybridradError, ValueError):
     """A pyradiomics parameter file is invalid (unknown key, wrong type or value)."""
 
 
+class EngineUnsupportedError(RadiomicsConfigError):
+    """The native feature engine does not implement a setting, image type or feature the
+    config asks for (never silently substituted); use ``engine: pyradiomics``."""
+
+
 class EmptyROIError(HybridradError, ValueError):
     """The region of interest holds no voxel (or a requested label is absent)."""
 
