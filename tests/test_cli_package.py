@@ -80,3 +80,10 @@ def test_python_dash_m_runs_the_cli() -> None:
             timeout=120,
         )
         assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_engine_choices_match_the_engine_package() -> None:
+    from hybridrad.cli.features import ENGINE_CHOICES
+    from hybridrad.features.engine import ENGINES
+
+    assert ENGINE_CHOICES == ENGINES

@@ -19,6 +19,10 @@ from typing import Any
 from hybridrad.cli.common import one_line, read_cohort
 from hybridrad.errors import HybridradError
 
+#: ``hybridrad.features.engine.ENGINES``, spelled out so building the parser imports no
+#: imaging library (tests/test_cli_package.py checks they agree).
+ENGINE_CHOICES = ("pyradiomics", "native")
+
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from hybridrad.features.radiomics import RadiomicsConfig, RadiomicsTask
@@ -28,7 +32,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from hybridrad.runner import run_cohort
 
     cohort = Cohort.from_csv(args.manifest, label_map=args.labels, **cohort_options(args))
-    config = RadiomicsConfig.load(args.config)
+    config = RadiomicsConfig.load(args.config).with_engine(args.engine)
     task = RadiomicsTask(
         config=config,
         label_map=cohort.label_map,
@@ -369,6 +373,13 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--labels", default="binary", help="label map preset or YAML (default binary)")
     p.add_argument("--sequences", help="comma-separated sequences (default: all)")
     p.add_argument("--regions", help="comma-separated label-map regions (default: all)")
+    p.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        help="feature engine: pyradiomics, or native (hybridrad.features.engine: the same "
+        "features, vectorised; see docs/engine.md). Default: the config's `engine` key, "
+        "else pyradiomics",
+    )
     add_extraction_arguments(p, cache_default=".hybridrad-cache beside --out")
     p.set_defaults(func=_cmd_extract)
 

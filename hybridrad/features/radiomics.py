@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,6 +33,7 @@ from hybridrad.errors import (
     RadiomicsConfigError,
     ROITooSmallError,
 )
+from hybridrad.features.engine import ENGINES
 from hybridrad.io.images import Geometry
 from hybridrad.io.labels import LabelMap
 from hybridrad.io.manifest import Case, Cohort
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 PREFIX = "rad"
 SEP = "__"
 SHAPE_CLASSES = ("shape", "shape2D")
+TEXTURE_AND_FIRSTORDER = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+#: Top-level keys of a pyradiomics parameter file (hybridrad adds ``engine``).
+PYRADIOMICS_KEYS = ("setting", "imageType", "featureClass", "voxelSetting")
 #: Versions that can change a radiomics value; part of every cache key.
 RADIOMICS_PACKAGES = ("hybridrad", "pyradiomics", "SimpleITK", "numpy", "PyWavelets", "scipy")
 
@@ -144,15 +148,26 @@ class RadiomicsConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.params, Mapping):
             raise RadiomicsConfigError(f"{self.name}: parameters must be a mapping")
-        unknown = set(self.params) - {"setting", "imageType", "featureClass", "voxelSetting"}
+        source = "<dict>" if self.name == "custom" else self.name
+        unknown = set(self.params) - {*PYRADIOMICS_KEYS, "engine"}
         if unknown:
             raise RadiomicsConfigError(
-                f"invalid pyradiomics parameters in {self.name if self.name != 'custom' else '<dict>'}"
-                f": unknown top-level key(s) {sorted(unknown)}; allowed: setting, imageType, "
-                "featureClass, voxelSetting"
+                f"invalid pyradiomics parameters in {source}: unknown top-level key(s) "
+                f"{sorted(unknown)}; allowed: {', '.join(PYRADIOMICS_KEYS)}, engine"
             )
-        source = "<dict>" if self.name == "custom" else self.name
-        object.__setattr__(self, "params", _validate_params(self.params, source))
+        engine = self.params.get("engine", ENGINES[0])
+        if engine not in ENGINES:
+            raise RadiomicsConfigError(
+                f"invalid radiomics config {source}: engine {engine!r}; use one of "
+                f"{', '.join(ENGINES)} (default {ENGINES[0]})"
+            )
+        params = {k: v for k, v in self.params.items() if k != "engine"}
+        validated = _validate_params(params, source)
+        if "engine" in self.params:
+            validated["engine"] = engine
+        object.__setattr__(self, "params", validated)
+        if engine == "native":
+            self.extractor()  # an unsupported setting is an error now, not at the first case
 
     @classmethod
     def load(
@@ -183,6 +198,17 @@ class RadiomicsConfig:
         return cls(data, name=str(path))
 
     @property
+    def engine(self) -> str:
+        """``pyradiomics`` (the default) or ``native`` (:mod:`hybridrad.features.engine`)."""
+        return str(self.params.get("engine", ENGINES[0]))
+
+    def with_engine(self, engine: str | None) -> RadiomicsConfig:
+        """This config computed by ``engine`` (None keeps the config's own)."""
+        if engine is None or engine == self.engine:
+            return self
+        return RadiomicsConfig({**self.params, "engine": engine}, name=self.name)
+
+    @property
     def settings(self) -> dict[str, Any]:
         """The ``setting`` block."""
         return dict(self.params.get("setting") or {})
@@ -203,12 +229,25 @@ class RadiomicsConfig:
         return bool(self.settings.get("force2D", False))
 
     def extractor(self, *, shape: bool = True) -> Any:
-        """A configured ``RadiomicsFeatureExtractor`` (shape classes off if ``shape=False``)."""
-        from radiomics.featureextractor import RadiomicsFeatureExtractor
-
+        """A configured ``RadiomicsFeatureExtractor``, or a
+        :class:`~hybridrad.features.engine.NativeExtractor` for ``engine: native``
+        (shape classes off if ``shape=False``)."""
         params = copy.deepcopy(self.params)
+        params.pop("engine", None)
         if params.get("setting"):
             params["setting"].pop("normalizeRegion", None)
+        if self.engine == "native":
+            from hybridrad.features.engine import NativeExtractor
+
+            if not shape:
+                classes = params.get("featureClass") or {}
+                params["featureClass"] = {
+                    k: v for k, v in classes.items() if k not in SHAPE_CLASSES
+                } or {c: None for c in TEXTURE_AND_FIRSTORDER}
+            return NativeExtractor(params)
+
+        from radiomics.featureextractor import RadiomicsFeatureExtractor
+
         ext = RadiomicsFeatureExtractor(params)
         if not shape:
             enabled = {k: v for k, v in ext.enabledFeatures.items() if k not in SHAPE_CLASSES}
@@ -346,15 +385,14 @@ class RadiomicsTask:
         diagnostics: dict[str, Any] = {
             "config_name": Path(self.config.name).name,
             "config_hash": self.config.hash,
+            "engine": self.config.engine,
             **{f"versions__{k}": v for k, v in library_versions(RADIOMICS_PACKAGES).items()},
         }
         for region, rmask in region_masks.items():
             diagnostics[f"voxels__{region}"] = int(
                 np.count_nonzero(sitk.GetArrayViewFromImage(rmask))
             )
-            for i, seq in enumerate(self.sequences):
-                with stage(f"extract:{seq}/{region}"):
-                    result = self._extractor(shape=i == 0).execute(images[seq], rmask, label=1)
+            for seq, result in self._execute(images, rmask, region):
                 for key, value in result.items():
                     if key.startswith("diagnostics_"):
                         if not key.startswith(
@@ -390,6 +428,24 @@ class RadiomicsTask:
             z, _ = zscore(image, brain)
             out[seq] = z * scale if scale != 1.0 else z
         return out
+
+    def _execute(
+        self, images: Mapping[str, sitk.Image], rmask: sitk.Image, region: str
+    ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """(sequence, pyradiomics-keyed result) of each sequence; shape with the first.
+
+        The native engine takes all sequences of the region as one batch."""
+        if self.config.engine == "native":
+            with stage(f"extract:{region}"):
+                batch = self._extractor(shape=True).execute_many(
+                    {s: images[s] for s in self.sequences}, rmask, label=1
+                )
+            yield from batch.items()
+            return
+        for i, seq in enumerate(self.sequences):
+            with stage(f"extract:{seq}/{region}"):
+                result = self._extractor(shape=i == 0).execute(images[seq], rmask, label=1)
+            yield seq, result
 
     def _extractor(self, *, shape: bool) -> Any:
         if shape not in self._extractors:

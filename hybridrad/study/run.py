@@ -202,7 +202,8 @@ class _Runner:
         if block == "handcrafted":
             from hybridrad.features.radiomics import RadiomicsConfig
 
-            out["config"] = RadiomicsConfig.load(_file_or_name(spec.config, self.base)).hash
+            config = RadiomicsConfig.load(_file_or_name(spec.config, self.base))
+            out["config"] = config.with_engine(spec.engine).hash
         elif spec.encoder is not None:
             local = _resolve(spec.encoder, self.base)
             if local.is_file():
@@ -429,7 +430,9 @@ class _Runner:
 
         spec = self.spec.features.handcrafted
         assert spec is not None
-        config = RadiomicsConfig.load(_file_or_name(spec.config, self.base))
+        config = RadiomicsConfig.load(_file_or_name(spec.config, self.base)).with_engine(
+            spec.engine
+        )
         result = extract_radiomics(
             cohort,
             config,

@@ -165,6 +165,9 @@ class HandcraftedSpec(_Section):
     """pyradiomics features (``hybridrad extract``)."""
 
     config: str = Field("mri_glioma", description="radiomics YAML or preset")
+    engine: Literal["pyradiomics", "native"] | None = Field(
+        None, description="feature engine (null: the config's `engine` key, else pyradiomics)"
+    )
     sequences: list[str] | None = None
     regions: list[str] | None = None
     tolerance: float = Field(1e-3, ge=0)

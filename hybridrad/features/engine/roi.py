@@ -71,7 +71,9 @@ def angles(
     ok &= np.isin(cheb, dists)
     out = grid[ok]
     if not bidirectional:
-        out = out[: len(out) // 2]  # the enumeration is antisymmetric: first half is one of each pair
+        out = out[
+            : len(out) // 2
+        ]  # the enumeration is antisymmetric: first half is one of each pair
     return out.astype(np.int64)
 
 
