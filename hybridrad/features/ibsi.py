@@ -534,6 +534,7 @@ def extract_ibsi(
     merged: bool = True,
     outlier_sigma: float | None = None,
     classes: Sequence[str] | None = None,
+    engine: str = "pyradiomics",
 ) -> pd.DataFrame:
     """Run pyradiomics IBSI-style and return :func:`to_ibsi` rows for all aggregations.
 
@@ -555,6 +556,8 @@ def extract_ibsi(
         after the range re-segmentation (:func:`combined_resegment_range`).
     classes
         Restrict to these pyradiomics feature classes (runtime).
+    engine
+        ``pyradiomics`` or ``native`` (:mod:`hybridrad.features.engine`, the same features).
 
     Returns
     -------
@@ -563,7 +566,12 @@ def extract_ibsi(
     """
     import copy
 
-    from radiomics.featureextractor import RadiomicsFeatureExtractor
+    from hybridrad.features.radiomics import RadiomicsConfig
+
+    def execute(pp: Mapping[str, object]) -> Mapping[str, object]:
+        cfg = RadiomicsConfig(dict(pp)).with_engine(engine)
+        result: Mapping[str, object] = cfg.extractor().execute(img, mask)
+        return result
 
     p: dict[str, object] = copy.deepcopy(dict(params))
     setting = dict(p.get("setting") or {})  # type: ignore[call-overload]
@@ -588,7 +596,7 @@ def extract_ibsi(
     if classes is not None:
         fc = {k: v for k, v in fc.items() if k in classes}
     p["setting"], p["featureClass"] = setting, fc
-    frames = [to_ibsi(RadiomicsFeatureExtractor(p).execute(img, mask), force2d=force2d)]
+    frames = [to_ibsi(execute(p), force2d=force2d)]
     directional = {k: v for k, v in fc.items() if k in _TEXTURE_DIRECTIONAL}
     if merged and directional:
         pm = {
@@ -596,6 +604,6 @@ def extract_ibsi(
             "setting": {**setting, "weightingNorm": "no_weighting"},
             "featureClass": directional,
         }
-        out = RadiomicsFeatureExtractor(pm).execute(img, mask)
+        out = execute(pm)
         frames.append(to_ibsi(out, force2d=force2d, weighting_norm="no_weighting"))
     return pd.concat(frames, ignore_index=True).drop_duplicates(["ibsi_code", "aggregation"])
