@@ -31,6 +31,7 @@ from hybridrad.features.engine.glszm import (
     check_features,
     check_levels,
     matrix_entry_features,
+    voxel_major,
 )
 from hybridrad.features.engine.roi import Roi
 
@@ -85,12 +86,12 @@ def _alpha(alpha: float) -> int:
 
 
 def dependence_counts(lv: np.ndarray, roi: Roi, offsets: np.ndarray, alpha: int) -> np.ndarray:
-    """Number of dependent neighbours of every voxel of every row, ``(B, N)`` int64.
+    """Number of dependent neighbours of every voxel of every row, ``(N, B)`` (voxel-major).
 
     Parameters
     ----------
     lv
-        ``(B, N)`` int64 grey levels.
+        ``(B, N)`` int64 grey levels (``>= 1``).
     roi
         The ROI.
     offsets
@@ -99,16 +100,22 @@ def dependence_counts(lv: np.ndarray, roi: Roi, offsets: np.ndarray, alpha: int)
         Largest absolute grey-level difference of a dependent neighbour.
     """
     b, n = lv.shape
-    # extra column N stands for "outside the ROI": far enough to never be dependent
-    lvp = np.empty((b, n + 1), np.int64)
-    lvp[:, :n] = lv
-    lvp[:, n] = -(2**40)
-    alpha = min(alpha, 2**39)  # any alpha above the level range behaves the same
-    dep = np.zeros((b, n), np.int64)
-    diff = np.empty((b, n), np.int64)
+    cdt = np.int16 if len(offsets) < 2**15 else np.int64
+    dep = np.zeros((n, b), cdt)
+    if alpha < 0:
+        return dep  # |difference| >= 0 > alpha: nothing is dependent
+    top = int(lv.max())
+    alpha = min(alpha, top)  # any alpha >= the level range behaves the same
+    # sentinel row (outside the ROI) more than alpha below every level (>= 1)
+    t = voxel_major(lv, -(alpha + 1), top + alpha + 1)
+    inner = t[:n]
+    if alpha == 0:
+        for o in offsets:
+            dep += inner == np.take(t, roi.neighbours(o), axis=0)
+        return dep
+    diff = np.empty_like(inner)
     for o in offsets:
-        nbr = roi.neighbours(o)
-        np.subtract(lv, np.take(lvp, nbr, axis=1), out=diff)
+        np.subtract(inner, np.take(t, roi.neighbours(o), axis=0), out=diff)
         np.abs(diff, out=diff)
         dep += diff <= alpha
     return dep
@@ -175,7 +182,7 @@ def gldm_features(
     # P entries: (row, level, dependence size j = count + 1)
     ncol = len(offsets) + 2
     gmax = int(lv.max()) + 1
-    code = (np.arange(n_rows)[:, None] * gmax + lv) * ncol + (dep + 1)
+    code = (np.arange(n_rows) * gmax + lv.T) * ncol + (dep + 1)
     if n_rows * gmax * ncol <= _DENSE_BUDGET:
         dense = np.bincount(code.ravel(), minlength=n_rows * gmax * ncol)
         uniq = np.flatnonzero(dense)

@@ -74,7 +74,7 @@ _GLSZM_FORMULA: dict[str, str] = {
     "LargeAreaHighGrayLevelEmphasis": "LHGLE",
 }
 
-_EDGE_BUDGET = 4_000_000  # candidate edges per connected_components call (~64 MB in all)
+_EDGE_BUDGET = 2_000_000  # candidate edges per connected_components call (<= ~64 MB in all)
 
 
 def check_levels(levels: np.ndarray, roi: Roi, cls: str) -> np.ndarray:
@@ -214,36 +214,64 @@ def matrix_entry_features(
     return {name: out[key] for name, key in formulas.items()}
 
 
+def voxel_major(lv: np.ndarray, sentinel: int, span: int) -> np.ndarray:
+    """``(N + 1, B)`` copy of ``lv`` (voxel-major) with a sentinel last row.
+
+    A neighbour table entry of -1 (outside the ROI) then gathers the sentinel row, and
+    one gather of a neighbour's row fetches all ``B`` images at once. The dtype is the
+    smallest signed integer holding every value in ``[-span, span]``.
+
+    Parameters
+    ----------
+    lv
+        ``(B, N)`` int64 grey levels.
+    sentinel
+        Value of the last row.
+    span
+        Largest magnitude the caller's arithmetic on the array reaches.
+    """
+    b, n = lv.shape
+    dt = np.int16 if span < 2**15 else (np.int32 if span < 2**31 else np.int64)
+    out = np.empty((n + 1, b), dt)
+    out[:n] = lv.T
+    out[n] = sentinel
+    return out
+
+
 def _zones(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
     """Zones of the rows of ``lv``: (row, grey level, size) of each zone."""
     b, n = lv.shape
-    pairs = []
-    for o in offsets:
-        nbr = roi.neighbours(o)
-        src = np.flatnonzero(nbr >= 0)
-        pairs.append((src, nbr[src]))
-    n_cand = max(sum(len(s) for s, _ in pairs), 1)
-    step = max(1, min(b, _EDGE_BUDGET // n_cand))
+    k = len(offsets)
+    nbrs = [roi.neighbours(o) for o in offsets]
+    step = max(1, min(b, _EDGE_BUDGET // max(n * k, 1)))
     zb, zi, zs = [], [], []
     for r0 in range(0, b, step):
         sub = lv[r0 : r0 + step]
         bc = len(sub)
-        idt = np.int32 if bc * n < 2**31 - 1 else np.int64
-        rows, cols = [], []
-        for src, dst in pairs:
-            rr, kk = np.nonzero(sub[:, src] == sub[:, dst])
-            base = rr.astype(idt) * idt(n)
-            rows.append(base + src[kk].astype(idt))
-            cols.append(base + dst[kk].astype(idt))
-        row = np.concatenate(rows) if rows else np.empty(0, idt)
-        col = np.concatenate(cols) if cols else np.empty(0, idt)
-        graph = csr_matrix((np.ones(len(row), np.int8), (row, col)), shape=(bc * n, bc * n))
+        nodes = n * bc
+        t = voxel_major(sub, 0, int(sub.max()))  # levels >= 1: the sentinel never matches
+        eq = np.empty((n, bc, k), bool)
+        for a, nbr in enumerate(nbrs):
+            np.equal(t[:n], np.take(t, nbr, axis=0), out=eq[:, :, a])
+        flat = eq.reshape(nodes, k)
+        # node id = voxel * bc + row; edges sorted by source node give the CSR directly
+        node, ang = np.nonzero(flat)
+        idt = np.int32 if nodes < 2**31 - 1 else np.int64
+        table = np.stack(nbrs).astype(idt)
+        if bc == 1:
+            dst = table[ang, node]
+        else:
+            vox = node // bc
+            dst = table[ang, vox] * idt(bc) + (node - vox * bc).astype(idt)
+        indptr = np.zeros(nodes + 1, idt)
+        np.cumsum(np.count_nonzero(flat, axis=1), out=indptr[1:])
+        graph = csr_matrix((np.ones(len(dst)), dst, indptr), shape=(nodes, nodes))
         ncomp, label = connected_components(graph, directed=True, connection="weak")
         size = np.bincount(label, minlength=ncomp)
         rep = np.empty(ncomp, np.int64)
-        rep[label] = np.arange(bc * n)
-        zb.append(rep // n + r0)
-        zi.append(sub.ravel()[rep])
+        rep[label] = np.arange(nodes)
+        zb.append(rep % bc + r0)
+        zi.append(t[:n].ravel()[rep].astype(np.int64))
         zs.append(size.astype(np.int64))
     return np.concatenate(zb), np.concatenate(zi), np.concatenate(zs)
 

@@ -22,7 +22,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hybridrad.features.engine.glszm import check_angles, check_features, check_levels
+from hybridrad.features.engine.glszm import (
+    check_angles,
+    check_features,
+    check_levels,
+    voxel_major,
+)
 from hybridrad.features.engine.roi import Roi
 
 __all__ = ["NGTDM_FEATURES", "ngtdm_features"]
@@ -45,19 +50,20 @@ def ngtdm_matrix(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndar
         Bidirectional neighbour offsets.
     """
     b, n = lv.shape
-    lvp = np.zeros((b, n + 1), np.int64)
-    lvp[:, :n] = lv
-    total = np.zeros((b, n), np.int64)
+    top = int(lv.max())
+    t = voxel_major(lv, 0, top)  # sentinel 0: outside voxels add nothing to the sums
+    total = np.zeros((n, b), np.int32 if top * len(offsets) < 2**31 else np.int64)
     count = np.zeros(n, np.int64)
     for o in offsets:
         nbr = roi.neighbours(o)
-        total += np.take(lvp, nbr, axis=1)
+        total += np.take(t, nbr, axis=0)
         count += nbr >= 0
     has = count > 0
-    diff = np.zeros((b, n), np.float64)
-    diff[:, has] = np.abs(lv[:, has] - total[:, has] / count[has])
-    gmax = int(lv.max()) + 1
-    code = (np.arange(b)[:, None] * gmax + lv).ravel()
+    # C: diff = image[i] - sum / count (sum accumulated exactly), 0 without neighbours
+    diff = np.zeros((n, b), np.float64)
+    diff[has] = np.abs(lv.T[has] - total[has] / count[has, None])
+    gmax = top + 1
+    code = (np.arange(b) * gmax + lv.T).ravel()  # per bin, voxels in C (coords) order
     ni = np.bincount(code, minlength=b * gmax).reshape(b, gmax).astype(np.float64)
     si = np.bincount(code, weights=diff.ravel(), minlength=b * gmax).reshape(b, gmax)
     return ni, si
