@@ -244,6 +244,8 @@ def _zones(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndarray, .
     k = len(offsets)
     nbrs = [roi.neighbours(o) for o in offsets]
     step = max(1, min(b, _EDGE_BUDGET // max(n * k, 1)))
+    idt = np.int32 if n * step < 2**31 - 1 else np.int64
+    table = np.stack(nbrs, axis=1).astype(idt)  # (N, K): neighbour voxel of each offset
     zb, zi, zs = [], [], []
     for r0 in range(0, b, step):
         sub = lv[r0 : r0 + step]
@@ -253,16 +255,14 @@ def _zones(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndarray, .
         eq = np.empty((n, bc, k), bool)
         for a, nbr in enumerate(nbrs):
             np.equal(t[:n], np.take(t, nbr, axis=0), out=eq[:, :, a])
-        flat = eq.reshape(nodes, k)
-        # node id = voxel * bc + row; edges sorted by source node give the CSR directly
-        node, ang = np.nonzero(flat)
-        idt = np.int32 if nodes < 2**31 - 1 else np.int64
-        table = np.stack(nbrs).astype(idt)
+        # node id = voxel * bc + row; candidate edges in (node, offset) order, so the
+        # selected ones are sorted by source node and form the CSR arrays directly
         if bc == 1:
-            dst = table[ang, node]
+            target = table
         else:
-            vox = node // bc
-            dst = table[ang, vox] * idt(bc) + (node - vox * bc).astype(idt)
+            target = table[:, None, :] * idt(bc) + np.arange(bc, dtype=idt)[None, :, None]
+        flat = eq.reshape(nodes, k)
+        dst = target.reshape(-1)[np.flatnonzero(flat)]
         indptr = np.zeros(nodes + 1, idt)
         np.cumsum(np.count_nonzero(flat, axis=1), out=indptr[1:])
         graph = csr_matrix((np.ones(len(dst)), dst, indptr), shape=(nodes, nodes))

@@ -58,12 +58,12 @@ def ngtdm_matrix(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndar
         nbr = roi.neighbours(o)
         total += np.take(t, nbr, axis=0)
         count += nbr >= 0
-    has = count > 0
     # C: diff = image[i] - sum / count (sum accumulated exactly), 0 without neighbours
-    diff = np.zeros((n, b), np.float64)
-    diff[has] = np.abs(lv.T[has] - total[has] / count[has, None])
+    mean = total / np.maximum(count, 1)[:, None]
+    diff = np.abs(np.subtract(t[:n], mean, out=mean), out=mean)
+    diff[count == 0] = 0.0
     gmax = top + 1
-    code = (np.arange(b) * gmax + lv.T).ravel()  # per bin, voxels in C (coords) order
+    code = (np.arange(b) * gmax + t[:n]).ravel()  # per bin, voxels in C (coords) order
     ni = np.bincount(code, minlength=b * gmax).reshape(b, gmax).astype(np.float64)
     si = np.bincount(code, weights=diff.ravel(), minlength=b * gmax).reshape(b, gmax)
     return ni, si
