@@ -1,0 +1,274 @@
+"""Grey Level Run Length Matrix features of B images of one ROI at once (pyradiomics 3.0.1).
+
+Method
+------
+A run along angle ``o`` is a maximal chain of ROI voxels ``c, c+o, c+2o, ...`` with one
+grey level; a voxel outside the ROI or a different level ends it (pyradiomics' C
+``calculate_glrlm`` walks every line of the bounding box the same way). The geometry is
+shared by all B images, so once per angle the ROI voxels are sorted along their lines
+(key: the line's anchor voxel ``c - t o`` and the position ``t`` along it), and the
+neighbour table tells which consecutive voxels in that order are linked (``c + o`` in the
+ROI). For every image, a run then ends wherever the link is missing or the level changes:
+one vectorised comparison over ``(B, N)``; run lengths are differences of the end
+positions, and the ``(B, Na, G, L)`` matrix is a single bincount of
+``(image, angle, level rank, length - 1)``.
+
+pyradiomics' semantics reproduced here: empty grey levels and empty run lengths are
+dropped (both only remove zero entries); ``weightingNorm`` sums the angles' matrices
+weighted by the offset's norm in mm (manhattan, euclidean, infinity) or 1
+(``no_weighting``); features are computed per angle with ``Nr`` the number of runs, then
+averaged with ``nanmean``; ``eps = numpy.spacing(1)``. An angle never lacks runs (every
+ROI voxel lies in one run), so no angle is dropped.
+
+Only sorting, gathers, comparisons and bincount are used (expressible in torch); images
+are processed in chunks of rows to bound the dense intermediates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from hybridrad.errors import ROITooSmallError
+from hybridrad.features.engine.glcm import angle_weights, check_features, compact_levels
+from hybridrad.features.engine.roi import Roi
+
+__all__ = ["FEATURES", "glrlm_features"]
+
+FEATURES: tuple[str, ...] = (
+    "GrayLevelNonUniformity",
+    "GrayLevelNonUniformityNormalized",
+    "GrayLevelVariance",
+    "HighGrayLevelRunEmphasis",
+    "LongRunEmphasis",
+    "LongRunHighGrayLevelEmphasis",
+    "LongRunLowGrayLevelEmphasis",
+    "LowGrayLevelRunEmphasis",
+    "RunEntropy",
+    "RunLengthNonUniformity",
+    "RunLengthNonUniformityNormalized",
+    "RunPercentage",
+    "RunVariance",
+    "ShortRunEmphasis",
+    "ShortRunHighGrayLevelEmphasis",
+    "ShortRunLowGrayLevelEmphasis",
+)
+
+_EPS = float(np.spacing(1))
+_ROW_ELEMENTS = 2**21  # (rows, N) temporaries per chunk
+_CHUNK_BYTES = 4 * 2**20  # one dense (rows, A, G, L) float64 matrix per chunk
+
+
+def _line_order(roi: Roi, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """ROI voxels sorted along the lines of ``offset`` and whether each is linked to the next.
+
+    Returns
+    -------
+    order
+        ``(N,)`` voxel indices, line by line, each line in increasing position.
+    linked
+        ``(N,)`` bool, True where ``order[k + 1]`` is the ROI voxel at ``coords[order[k]] +
+        offset`` (False for the last).
+    multi
+        Whether some line holds two or more ROI voxels (not necessarily adjacent):
+        pyradiomics' C core zeroes the matrix of an angle where none does.
+    """
+    coords = roi.coords
+    shape = np.array(roi.shape, dtype=np.int64)
+    d0 = int(np.flatnonzero(offset)[0])
+    t = coords[:, d0] * offset[d0]  # position along the line (offset[d0] is +-1)
+    reach = int(shape.max())
+    anchor = coords - t[:, None] * offset[None, :] + reach  # in [0, shape + 2 * reach)
+    key = np.ravel_multi_index(tuple(anchor.T), tuple(shape + 2 * reach))
+    span = int(shape[d0])
+    order = np.argsort(key * (2 * span) + (t + span), kind="stable")
+    nxt = roi.neighbours(offset)
+    linked = np.zeros(roi.n, dtype=bool)
+    linked[:-1] = nxt[order[:-1]] == order[1:]
+    line = key[order]
+    return order, linked, bool(np.any(line[1:] == line[:-1]))
+
+
+def _runs(
+    rank: np.ndarray, geometry: list[tuple[np.ndarray, np.ndarray, bool]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(row, angle, level rank, length)`` of every run of the images ``rank`` (rows, N)."""
+    rows, n = rank.shape
+    out_row, out_ang, out_rank, out_len = [], [], [], []
+    for a, (order, linked, _) in enumerate(geometry):
+        lev = rank[:, order]
+        end = np.ones((rows, n), dtype=bool)
+        end[:, :-1] = ~linked[None, :-1] | (lev[:, 1:] != lev[:, :-1])
+        ends = np.flatnonzero(end)  # row-major: each row's last voxel ends a run
+        length = np.diff(ends, prepend=-1)
+        out_row.append(ends // n)
+        out_ang.append(np.full(len(ends), a, dtype=np.int64))
+        out_rank.append(lev.ravel()[ends])
+        out_len.append(length)
+    return (
+        np.concatenate(out_row),
+        np.concatenate(out_ang),
+        np.concatenate(out_rank),
+        np.concatenate(out_len),
+    )
+
+
+def _nanmean(x: np.ndarray) -> np.ndarray:
+    """``nanmean`` over the last axis without warnings."""
+    ok = ~np.isnan(x)
+    n = ok.sum(axis=-1)
+    s = np.where(ok, x, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.where(n > 0, s / np.maximum(n, 1), np.nan))
+
+
+def _features_chunk(mat: np.ndarray, values: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Features of run-length matrices ``mat`` (rows, G, L, A) (pyradiomics' axis order)."""
+    eps = _EPS
+    want = set(names)
+    out: dict[str, np.ndarray] = {}
+    lmax = mat.shape[2]
+    pr = np.sum(mat, 1)  # (rows, L, A)
+    pg = np.sum(mat, 2)  # (rows, G, A)
+    nr = np.sum(mat, (1, 2))  # (rows, A)
+    nr[nr == 0] = np.nan
+    iv = values[:, :, None]  # (rows, G, 1)
+    jv = np.arange(1, lmax + 1, dtype=np.float64)[None, :, None]  # (1, L, 1)
+
+    def put(name: str, per_angle: np.ndarray) -> None:
+        out[name] = _nanmean(per_angle)
+
+    if "ShortRunEmphasis" in want:
+        put("ShortRunEmphasis", np.sum(pr / (jv**2), 1) / nr)
+    if "LongRunEmphasis" in want:
+        put("LongRunEmphasis", np.sum(pr * (jv**2), 1) / nr)
+    if "GrayLevelNonUniformity" in want:
+        put("GrayLevelNonUniformity", np.sum(pg**2, 1) / nr)
+    if "GrayLevelNonUniformityNormalized" in want:
+        put("GrayLevelNonUniformityNormalized", np.sum(pg**2, 1) / (nr**2))
+    if "RunLengthNonUniformity" in want:
+        put("RunLengthNonUniformity", np.sum(pr**2, 1) / nr)
+    if "RunLengthNonUniformityNormalized" in want:
+        put("RunLengthNonUniformityNormalized", np.sum(pr**2, 1) / nr**2)
+    if "RunPercentage" in want:
+        put("RunPercentage", nr / np.sum(pr * jv, 1))
+    if "GrayLevelVariance" in want:
+        pgn = pg / nr[:, None, :]
+        u_i = np.sum(pgn * iv, 1, keepdims=True)
+        put("GrayLevelVariance", np.sum(pgn * (iv - u_i) ** 2, 1))
+    if "RunVariance" in want:
+        prn = pr / nr[:, None, :]
+        u_j = np.sum(prn * jv, 1, keepdims=True)
+        put("RunVariance", np.sum(prn * (jv - u_j) ** 2, 1))
+    if "RunEntropy" in want:
+        p = mat / nr[:, None, None, :]
+        put("RunEntropy", -np.sum(p * np.log2(p + eps), (1, 2)))
+    if "LowGrayLevelRunEmphasis" in want:
+        put("LowGrayLevelRunEmphasis", np.sum(pg / (iv**2), 1) / nr)
+    if "HighGrayLevelRunEmphasis" in want:
+        put("HighGrayLevelRunEmphasis", np.sum(pg * (iv**2), 1) / nr)
+    i4 = values[:, :, None, None] ** 2  # (rows, G, 1, 1)
+    j4 = jv[:, None, :, :] ** 2  # (1, 1, L, 1)
+    if "ShortRunLowGrayLevelEmphasis" in want:
+        put("ShortRunLowGrayLevelEmphasis", np.sum(mat / (i4 * j4), (1, 2)) / nr)
+    if "ShortRunHighGrayLevelEmphasis" in want:
+        put("ShortRunHighGrayLevelEmphasis", np.sum(mat * i4 / j4, (1, 2)) / nr)
+    if "LongRunLowGrayLevelEmphasis" in want:
+        put("LongRunLowGrayLevelEmphasis", np.sum(mat * j4 / i4, (1, 2)) / nr)
+    if "LongRunHighGrayLevelEmphasis" in want:
+        put("LongRunHighGrayLevelEmphasis", np.sum(mat * (j4 * i4), (1, 2)) / nr)
+    return {name: out[name] for name in names}
+
+
+def glrlm_features(
+    levels: np.ndarray,
+    roi: Roi,
+    *,
+    weighting_norm: str | None,
+    force2d_dimension: int | None,
+    features: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """pyradiomics' GLRLM features of B images of one ROI.
+
+    Parameters
+    ----------
+    levels
+        ``(B, N)`` int binned grey levels in ``roi.coords`` order.
+    roi
+        The texture ROI.
+    weighting_norm
+        pyradiomics ``weightingNorm`` (None, 'manhattan', 'euclidean', 'infinity',
+        'no_weighting').
+    force2d_dimension
+        The axis held fixed under ``force2D``, or None.
+    features
+        pyradiomics GLRLM feature names.
+
+    Returns
+    -------
+    dict
+        Name -> ``(B,)`` float64.
+
+    Raises
+    ------
+    EngineUnsupportedError
+        For an unknown feature name or weighting norm.
+    ROITooSmallError
+        When no angle fits the ROI box (pyradiomics fails there too).
+    """
+    names = check_features(features, FEATURES, "GLRLM")
+    levels = np.asarray(levels, dtype=np.int64)
+    if levels.ndim != 2 or levels.shape[1] != roi.n:
+        raise ValueError(f"levels must have shape (B, {roi.n}), got {levels.shape}")
+    nrows = levels.shape[0]
+    if not names or nrows == 0:
+        return {name: np.empty(nrows) for name in names}
+    offsets = roi.angles((1,), force2d_dimension=force2d_dimension)
+    na = len(offsets)
+    if na == 0:
+        raise ROITooSmallError(
+            f"no GLRLM angle fits the ROI box {roi.shape} (force2D dimension {force2d_dimension}); "
+            "pyradiomics fails on it too ('Error getting angle count')"
+        )
+    weights = None
+    if weighting_norm is not None:
+        weights = angle_weights(offsets, roi.spacing[::-1], weighting_norm, glcm=False)
+    rank, values, _, _ = compact_levels(levels)
+    g = values.shape[1]
+    geometry = [_line_order(roi, o) for o in offsets]
+    # pyradiomics zeroes angles along which no line holds two ROI voxels, then (unweighted,
+    # several angles) drops them as empty; weighted, they add nothing to the sum
+    keep = [a for a in range(na) if geometry[a][2]]
+    if weights is not None:
+        weights = weights[keep]
+    if not keep:
+        # pyradiomics: no run left. Several unweighted angles are all dropped (NaN); a single
+        # (or weighted) all-zero matrix loses every run-length column, and the two features
+        # that sum over that empty axis without dividing by Nr = NaN come out 0
+        single = weights is not None or na == 1
+        zero = {"RunEntropy", "RunVariance"} if single else set()
+        return {name: np.full(nrows, 0.0 if name in zero else np.nan) for name in names}
+    geometry = [geometry[a] for a in keep]
+    na = len(keep)
+    result = {name: np.empty(nrows) for name in names}
+    step = max(1, _ROW_ELEMENTS // roi.n)
+    for r0 in range(0, nrows, step):
+        sl = slice(r0, r0 + step)
+        row, ang, lev, length = _runs(rank[sl], geometry)
+        rows = int(rank[sl].shape[0])
+        lmax = int(length.max())
+        sub = max(1, _CHUNK_BYTES // (8 * g * lmax * na))
+        for s0 in range(0, rows, sub):
+            s1 = min(rows, s0 + sub)
+            pick = (row >= s0) & (row < s1)
+            idx = (((row[pick] - s0) * g + lev[pick]) * lmax + length[pick] - 1) * na + ang[pick]
+            size = g * lmax * na
+            mat = np.bincount(idx, minlength=(s1 - s0) * size).astype(np.float64)
+            mat = mat.reshape(s1 - s0, g, lmax, na)
+            if weights is not None:
+                mat = np.sum(mat * weights, 3, keepdims=True)
+            part = _features_chunk(mat, values[r0 + s0 : r0 + s1], names)
+            for name in names:
+                result[name][r0 + s0 : r0 + s1] = part[name]
+    return result
