@@ -261,22 +261,20 @@ def _diameter_sq(points: np.ndarray, *, reduced: bool = False) -> float:
     return _max_sq_distance(points)
 
 
-def _plane_diameters_sq(vertices: np.ndarray, axis: int) -> float:
+def _plane_diameters_sq(vertices: np.ndarray, axis: int, extremes: np.ndarray) -> float:
     """Largest squared distance between two vertices with equal coordinate ``axis``.
 
     Points are reduced per plane to the extremes of their in-plane grid lines (all planes
     at once); planes with few candidates are done together as padded all-pairs blocks
     (padding repeats a plane's first point, adding zero distances), larger ones one by
-    one through their convex hull, skipping planes whose bounding-box diagonal cannot
-    beat the best so far.
+    one through their convex hull; planes whose bounding-box diagonal cannot beat the
+    largest axis extent of any plane (a lower bound of the result) or the best so far
+    are skipped.
     """
     if len(vertices) < 2:
         return 0.0
     rest = [e for e in range(vertices.shape[1]) if e != axis]
-    keep = np.ones(len(vertices), dtype=bool)
-    for d in rest:
-        keep &= _line_extremes(vertices, d)
-    v = vertices[keep]
+    v = vertices[np.all(extremes[rest], axis=0)]
     order = np.argsort(v[:, axis], kind="stable")
     v = v[order]
     key = v[:, axis]
@@ -284,9 +282,15 @@ def _plane_diameters_sq(vertices: np.ndarray, axis: int) -> float:
     starts = np.concatenate(([0], cuts))
     sizes = np.diff(np.concatenate((starts, [len(v)])))
     planar = np.ascontiguousarray(v[:, rest])
+    # a plane's largest axis extent is a lower bound of its diameter, its bounding-box
+    # diagonal an upper bound: planes whose bound is below the best lower bound drop out
+    ext = np.maximum.reduceat(planar, starts, axis=0) - np.minimum.reduceat(planar, starts, axis=0)
+    bound = ext[:, 0] * ext[:, 0] + ext[:, 1] * ext[:, 1]
+    lower = float(np.max(np.maximum(ext[:, 0], ext[:, 1]) ** 2))
+    alive = bound >= lower * (1 - 1e-9)
     best = 0.0
 
-    small = np.flatnonzero((sizes > 1) & (sizes <= _SMALL_PLANE))
+    small = np.flatnonzero((sizes > 1) & (sizes <= _SMALL_PLANE) & alive)
     if len(small):
         width = int(sizes[small].max())
         per_block = max(1, _MAX_PAIRS // (width * width))
@@ -300,17 +304,11 @@ def _plane_diameters_sq(vertices: np.ndarray, axis: int) -> float:
             diff *= diff
             best = max(best, float((diff[..., 0] + diff[..., 1]).max()))
 
-    large = np.flatnonzero(sizes > _SMALL_PLANE)
-    if len(large):
-        lo = np.minimum.reduceat(planar, starts, axis=0)[large]
-        hi = np.maximum.reduceat(planar, starts, axis=0)[large]
-        ext = hi - lo
-        bound = ext[:, 0] * ext[:, 0] + ext[:, 1] * ext[:, 1]
-        for g in np.argsort(-bound, kind="stable"):
-            if bound[g] * (1 + 1e-12) <= best:
-                break
-            s0 = starts[large[g]]
-            best = max(best, _diameter_sq(planar[s0 : s0 + sizes[large[g]]], reduced=True))
+    large = np.flatnonzero((sizes > _SMALL_PLANE) & alive)
+    for g in large[np.argsort(-bound[large], kind="stable")]:
+        if bound[g] * (1 + 1e-9) <= best:
+            break
+        best = max(best, _diameter_sq(planar[starts[g] : starts[g] + sizes[g]], reduced=True))
     return best
 
 
@@ -410,9 +408,14 @@ def shape_features(
             "Maximum2DDiameterColumn": 1, "Maximum2DDiameterRow": 2}  # fmt: skip
     if need & set(diam):
         vertices = _transition_vertices(padded, pixel_spacing)
+        # (3, M): is each vertex first/last on its grid line along z, y, x
+        extremes = np.stack([_line_extremes(vertices, d) for d in range(3)])
         for name, axis in diam.items():
             if name in need:
-                sq = _diameter_sq(vertices) if axis is None else _plane_diameters_sq(vertices, axis)
+                if axis is None:
+                    sq = _diameter_sq(vertices[np.all(extremes, axis=0)], reduced=True)
+                else:
+                    sq = _plane_diameters_sq(vertices, axis, extremes)
                 out[name] = float(np.sqrt(sq))
 
     axes = {"MajorAxisLength", "MinorAxisLength", "LeastAxisLength", "Elongation", "Flatness",
