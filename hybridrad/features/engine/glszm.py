@@ -262,9 +262,10 @@ def _zones(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndarray, .
         else:
             target = table[:, None, :] * idt(bc) + np.arange(bc, dtype=idt)[None, :, None]
         flat = eq.reshape(nodes, k)
-        dst = target.reshape(-1)[np.flatnonzero(flat)]
+        sel = np.flatnonzero(flat)
+        dst = target.reshape(-1)[sel]
         indptr = np.zeros(nodes + 1, idt)
-        np.cumsum(np.count_nonzero(flat, axis=1), out=indptr[1:])
+        np.cumsum(np.bincount(sel // k, minlength=nodes), out=indptr[1:])
         graph = csr_matrix((np.ones(len(dst)), dst, indptr), shape=(nodes, nodes))
         ncomp, label = connected_components(graph, directed=True, connection="weak")
         size = np.bincount(label, minlength=ncomp)
