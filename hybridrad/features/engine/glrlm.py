@@ -83,7 +83,7 @@ def _line_order(roi: Roi, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, b
     key = np.ravel_multi_index(tuple(anchor.T), tuple(shape + 2 * reach))
     span = int(shape[d0])
     order = np.argsort(key * (2 * span) + (t + span), kind="stable")
-    nxt = roi.neighbours(offset)
+    nxt = roi.neighbours(offset.tolist())
     linked = np.zeros(roi.n, dtype=bool)
     linked[:-1] = nxt[order[:-1]] == order[1:]
     line = key[order]
