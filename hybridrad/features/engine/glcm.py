@@ -297,7 +297,7 @@ def _mcc(
             e = ev[k]
             lam2 = np.sort(e.real, axis=-1)[:, -2]
             if np.any(np.abs(lam2) < 1e-9):
-                pe, pxe, pye = exact.matrix(row)
+                pe, pxe, pye = exact.matrix(int(row))
                 qe = _q_exact(pe, pxe, pye)
                 e = np.linalg.eigvals(qe.transpose((0, 3, 1, 2)))[0]
             out[row] = _mcc_from_eigvals(e)
