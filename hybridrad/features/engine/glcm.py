@@ -83,8 +83,6 @@ WEIGHTING_NORMS: tuple[str, ...] = ("manhattan", "euclidean", "infinity", "no_we
 _EPS = float(np.spacing(1))
 # Bytes one dense (rows, Na, G, G) float64 intermediate may take; a dozen live at once.
 _CHUNK_BYTES = 4 * 2**20
-# Elements of one (rows, pairs) gather.
-_PAIR_CHUNK = 2**21
 
 
 def check_features(
@@ -198,20 +196,27 @@ def _matrices(
     na: int,
     symmetrical: bool,
 ) -> np.ndarray:
-    """``(rows, G, G, Na)`` float64 co-occurrence counts (pyradiomics' axis order)."""
+    """``(rows, G, G, Na)`` float64 co-occurrence counts (pyradiomics' axis order).
+
+    Counted as ``(angle, i, j)`` (the angle term is then a per-pair constant) with 32-bit
+    indices where they fit, then transposed to pyradiomics' ``(i, j, angle)``.
+    """
     src, dst, ang = pairs
     rows = rank.shape[0]
     size = g * g * na
-    out = np.empty((rows, size), dtype=np.float64)
-    step = max(1, _PAIR_CHUNK // max(len(src), 1))
-    for r0 in range(0, rows, step):
-        r = rank[r0 : r0 + step]
-        idx = (r[:, src] * g + r[:, dst]) * na + ang[None, :]
-        idx += (np.arange(len(r)) * size)[:, None]
-        out[r0 : r0 + step] = np.bincount(idx.ravel(), minlength=len(r) * size).reshape(
-            len(r), size
-        )
-    mat = out.reshape(rows, g, g, na)
+    small = size < 2**31
+    itype = np.int32 if small else np.int64
+    base = (ang * (g * g)).astype(itype)
+    src_i = src.astype(itype) if small else src
+    dst_i = dst.astype(itype) if small else dst
+    out = np.empty((rows, na, g, g), dtype=np.float64)
+    for r in range(rows):
+        rr = rank[r].astype(itype)
+        idx = (rr * g)[src_i]
+        idx += rr[dst_i]
+        idx += base
+        out[r] = np.bincount(idx, minlength=size).reshape(na, g, g)
+    mat = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
     if symmetrical:
         mat += mat.transpose(0, 2, 1, 3).copy()
     return mat

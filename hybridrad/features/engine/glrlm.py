@@ -91,27 +91,26 @@ def _line_order(roi: Roi, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, b
 
 
 def _runs(
-    rank: np.ndarray, geometry: list[tuple[np.ndarray, np.ndarray, bool]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(row, angle, level rank, length)`` of every run of the images ``rank`` (rows, N)."""
+    rank: np.ndarray, g: int, geometry: list[tuple[np.ndarray, np.ndarray, bool]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every run of the images ``rank`` (rows, N): ``(angle * rows * G + row * G + rank, length)``."""
     rows, n = rank.shape
-    out_row, out_ang, out_rank, out_len = [], [], [], []
+    small = rows * g * len(geometry) < 2**31
+    code = (rank + (np.arange(rows) * g)[:, None]).astype(np.int32 if small else np.int64)
+    out_code, out_len = [], []
+    end = np.empty((rows, n), dtype=bool)
+    end[:, -1] = True
     for a, (order, linked, _) in enumerate(geometry):
-        lev = rank[:, order]
-        end = np.ones((rows, n), dtype=bool)
-        end[:, :-1] = ~linked[None, :-1] | (lev[:, 1:] != lev[:, :-1])
+        lev = code[:, order]
+        np.not_equal(lev[:, 1:], lev[:, :-1], out=end[:, :-1])
+        end[:, :-1] |= ~linked[None, :-1]
         ends = np.flatnonzero(end)  # row-major: each row's last voxel ends a run
         length = np.diff(ends, prepend=-1)
-        out_row.append(ends // n)
-        out_ang.append(np.full(len(ends), a, dtype=np.int64))
-        out_rank.append(lev.ravel()[ends])
+        c = lev.ravel()[ends]
+        c += a * rows * g
+        out_code.append(c)
         out_len.append(length)
-    return (
-        np.concatenate(out_row),
-        np.concatenate(out_ang),
-        np.concatenate(out_rank),
-        np.concatenate(out_len),
-    )
+    return np.concatenate(out_code), np.concatenate(out_len)
 
 
 def _nanmean(x: np.ndarray) -> np.ndarray:
@@ -254,18 +253,17 @@ def glrlm_features(
     result = {name: np.empty(nrows) for name in names}
     step = max(1, _ROW_ELEMENTS // roi.n)
     for r0 in range(0, nrows, step):
-        sl = slice(r0, r0 + step)
-        row, ang, lev, length = _runs(rank[sl], geometry)
-        rows = int(rank[sl].shape[0])
+        rows = int(rank[r0 : r0 + step].shape[0])
+        code, length = _runs(rank[r0 : r0 + step], g, geometry)
         lmax = int(length.max())
+        counts = np.bincount(
+            code.astype(np.int64) * lmax + (length - 1), minlength=na * rows * g * lmax
+        )
+        allmat = counts.reshape(na, rows, g, lmax)
         sub = max(1, _CHUNK_BYTES // (8 * g * lmax * na))
         for s0 in range(0, rows, sub):
             s1 = min(rows, s0 + sub)
-            pick = (row >= s0) & (row < s1)
-            idx = (((row[pick] - s0) * g + lev[pick]) * lmax + length[pick] - 1) * na + ang[pick]
-            size = g * lmax * na
-            mat = np.bincount(idx, minlength=(s1 - s0) * size).astype(np.float64)
-            mat = mat.reshape(s1 - s0, g, lmax, na)
+            mat = allmat[:, s0:s1].transpose(1, 2, 3, 0).astype(np.float64)
             if weights is not None:
                 mat = np.sum(mat * weights, 3, keepdims=True)
             part = _features_chunk(mat, values[r0 + s0 : r0 + s1], names)
