@@ -18,9 +18,10 @@
     Peak resident memory of one process per engine on the largest BraTS case (each in a
     fresh interpreter that imports the same modules), and the ratio.
 ``parity``
-    Every shipped config on the data it is meant for (MRI configs on the pyradiomics
-    test cases, LGG and every BraTS case; CT configs on the pyradiomics test cases and the
-    IBSI CT phantom; ``ibsi`` on the IBSI digital phantom; all of them on synthetic cases),
+    Every shipped config on the data it is meant for (MRI configs and ``ct_default`` on
+    the pyradiomics test cases, LGG and every BraTS case; the IBSI CT configs, whose HU
+    re-segmentation ranges empty an MRI ROI, and ``ct_default`` on the IBSI CT phantom;
+    ``ibsi`` on the IBSI digital phantom; all of them on synthetic cases),
     one row per (config, dataset): cases, features compared, mismatches, largest relative
     difference. ``--out`` writes every compared value (CSV).
 
@@ -398,8 +399,10 @@ def _meant_for(config: str, dataset: str) -> bool:
         return True
     if config == "ibsi":
         return dataset == "IBSI digital phantom"
-    if config in CT_CONFIGS:
-        return dataset in ("pyradiomics test cases", "IBSI ct radiomics phantom")
+    if config == "ct_default":  # no re-segmentation: runs on MRI as well
+        return dataset != "IBSI digital phantom"
+    if config in CT_CONFIGS:  # HU re-segmentation ranges: CT only
+        return dataset == "IBSI ct radiomics phantom"
     return not dataset.startswith("IBSI")
 
 

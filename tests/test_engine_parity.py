@@ -59,7 +59,7 @@ def synthetic_case(kind: str, seed: int = 0) -> tuple[sitk.Image, sitk.Image]:
     texture = ndimage.gaussian_filter(rng.normal(size=shape), 1.0)
     texture = texture / texture.std()
     if kind == "mri":
-        arr = 400 + 60 * np.exp(-((r - 0.6) ** 2) * 4) * 3 + 40 * texture + 15 * mask
+        arr = 120 + 60 * np.exp(-((r - 0.6) ** 2) * 4) * 3 + 40 * texture + 15 * mask
         arr = arr.astype(np.float32)
     else:
         arr = np.where(mask, 40 + 120 * texture, -700 + 250 * texture)
@@ -74,7 +74,7 @@ def synthetic_case(kind: str, seed: int = 0) -> tuple[sitk.Image, sitk.Image]:
 
 def _assert_parity(frame, what: str) -> None:
     bad = frame[~frame["ok"]]
-    assert len(frame) > 0, f"{what}: no features"
+    assert len(frame) > 1, f"{what}: no features ({frame.to_dict('records')})"
     assert bad.empty, (
         f"{what}: {len(bad)} of {len(frame)} features differ from pyradiomics:\n"
         + bad.head(20).to_string()
@@ -111,7 +111,7 @@ def test_every_shipped_config_matches_pyradiomics_on_synthetic_cases(
             "resampledPixelSpacing": [1.5, 1.5, 1.5],
             "interpolator": "sitkLinear",
             "padDistance": 3,
-            "resegmentRange": [380, 10000],
+            "resegmentRange": [100, 10000],
         },
     ],
     ids=[
@@ -185,7 +185,7 @@ def _pyrad_case(data_dir: Path, case: str) -> tuple[sitk.Image, sitk.Image]:
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("config", ["mri_glioma_fast", "ct_default", "ibsi_ct_A", "ibsi_ct_C"])
+@pytest.mark.parametrize("config", ["mri_glioma_fast", "mri_glioma", "ct_default"])
 @pytest.mark.parametrize("case", PYRAD_CASES)
 def test_pyradiomics_test_cases(data_dir: Path, case: str, config: str) -> None:
     image, mask = _pyrad_case(data_dir, case)

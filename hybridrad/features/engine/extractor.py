@@ -222,8 +222,8 @@ class NativeExtractor:
         results: dict[str, OrderedDict[str, Any]] = {seq: OrderedDict() for seq in images}
         first = next(iter(images))
         for seq, prep in prepared.items():
-            for key, value in prep.diagnostics.items():
-                results[seq][f"diagnostics_{key}"] = value
+            for name, value in prep.diagnostics.items():
+                results[seq][f"diagnostics_{name}"] = value
         if shape:
             results[first].update(self._shape(prepared[first]))
         # batches: sequences sharing one ROI x image types sharing the class settings

@@ -44,6 +44,21 @@ def _features(result: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
 
 
+def _refused(reference: Exception, native: Exception | None) -> pd.DataFrame:
+    """The one-row result when pyradiomics refuses a case (ok when native refuses too)."""
+    return pd.DataFrame(
+        {
+            "feature": ["<refused>"],
+            "pyradiomics": [np.nan],
+            "native": [np.nan],
+            "abs_diff": [np.nan],
+            "rel_diff": [np.nan],
+            "ok": [native is not None],
+            "error": [f"pyradiomics: {reference}; native: {native}"],
+        }
+    )
+
+
 def compare(
     image: sitk.Image, mask: sitk.Image, params: Mapping[str, Any], *, label: int = 1
 ) -> pd.DataFrame:
@@ -51,7 +66,9 @@ def compare(
 
     Columns: ``feature``, ``pyradiomics``, ``native``, ``abs_diff``, ``rel_diff``, ``ok``
     (:func:`agrees`). A feature only one engine computes is a row with NaN on the other
-    side and ``ok`` False.
+    side and ``ok`` False. When pyradiomics refuses the case (a ``ValueError``, e.g. a
+    re-segmentation range that leaves no voxel), the result is one ``<refused>`` row,
+    ``ok`` when the native engine refuses it too.
     """
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
@@ -62,7 +79,16 @@ def compare(
     if p.get("setting"):
         p["setting"] = {k: v for k, v in p["setting"].items() if k != "normalizeRegion"}
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    ref = _features(RadiomicsFeatureExtractor(copy.deepcopy(p)).execute(image, mask, label=label))
+    try:
+        ref = _features(
+            RadiomicsFeatureExtractor(copy.deepcopy(p)).execute(image, mask, label=label)
+        )
+    except ValueError as exc:  # pyradiomics refuses the case: the native engine must too
+        try:
+            NativeExtractor(p).execute(image, mask, label=label)
+        except ValueError as native_exc:
+            return _refused(exc, native_exc)
+        return _refused(exc, None)
     nat = _features(NativeExtractor(p).execute(image, mask, label=label))
     keys = sorted(set(ref) | set(nat))
     r = np.array([ref.get(k, np.nan) for k in keys])
