@@ -49,7 +49,14 @@ import numpy as np
 from hybridrad.errors import EngineUnsupportedError, ROITooSmallError
 from hybridrad.features.engine.roi import Roi
 
-__all__ = ["FEATURES", "angle_weights", "check_features", "compact_levels", "glcm_features"]
+__all__ = [
+    "FEATURES",
+    "angle_weights",
+    "check_features",
+    "compact_levels",
+    "glcm_features",
+    "level_bands",
+]
 
 FEATURES: tuple[str, ...] = (
     "Autocorrelation",
@@ -502,6 +509,29 @@ def _features_chunk(
     return {name: out[name] for name in names}
 
 
+def level_bands(levels: np.ndarray, ratio: float = 1.3) -> list[np.ndarray]:
+    """Row indices grouped by their number of grey levels (within ``ratio`` of the
+    smallest in the group), so that dense per-row matrices of a group are padded little.
+
+    Examples
+    --------
+    >>> [b.tolist() for b in level_bands(np.array([[1, 2], [1, 1], [1, 9]]))]
+    [[1, 0, 2]]
+    >>> lv = np.vstack([np.arange(1, 101), np.ones(100, int), np.arange(1, 101) % 10 + 1])
+    >>> [b.tolist() for b in level_bands(lv)]
+    [[1, 2], [0]]
+    """
+    count = np.array([np.unique(row).size for row in levels])
+    order = np.argsort(count, kind="stable")
+    bands: list[np.ndarray] = []
+    start = 0
+    for k in range(1, len(order) + 1):
+        if k == len(order) or count[order[k]] > ratio * max(int(count[order[start]]), 10):
+            bands.append(order[start:k])
+            start = k
+    return bands
+
+
 def glcm_features(
     levels: np.ndarray,
     roi: Roi,
@@ -549,6 +579,22 @@ def glcm_features(
     nrows = levels.shape[0]
     if not names or nrows == 0:
         return {name: np.empty(nrows) for name in names}
+    bands = level_bands(levels)
+    if len(bands) > 1:  # rows padded to one matrix size per band, not to the batch's largest
+        result = {name: np.empty(nrows) for name in names}
+        for band in bands:
+            part = glcm_features(
+                levels[band],
+                roi,
+                distances=distances,
+                symmetrical=symmetrical,
+                weighting_norm=weighting_norm,
+                force2d_dimension=force2d_dimension,
+                features=names,
+            )
+            for name in names:
+                result[name][band] = part[name]
+        return result
     offsets = roi.angles(distances, force2d_dimension=force2d_dimension)
     na = len(offsets)
     if na == 0:
