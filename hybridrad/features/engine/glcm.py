@@ -42,16 +42,18 @@ intermediates stay within a few tens of MB.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from hybridrad.errors import EngineUnsupportedError, ROITooSmallError
+from hybridrad.features.engine._common import check_features
 from hybridrad.features.engine.roi import Roi
 
 __all__ = [
     "FEATURES",
     "angle_weights",
+    "banded",
     "check_features",
     "compact_levels",
     "glcm_features",
@@ -90,33 +92,6 @@ WEIGHTING_NORMS: tuple[str, ...] = ("manhattan", "euclidean", "infinity", "no_we
 _EPS = float(np.spacing(1))
 # Bytes one dense (rows, Na, G, G) float64 intermediate may take; a dozen live at once.
 _CHUNK_BYTES = 4 * 2**20
-
-
-def check_features(
-    features: Sequence[str],
-    known: Sequence[str],
-    cls: str,
-    deprecated: Sequence[str] = (),
-) -> list[str]:
-    """Validate requested feature names against a class's implemented names.
-
-    Raises
-    ------
-    EngineUnsupportedError
-        For an unknown or deprecated name.
-    """
-    names = list(dict.fromkeys(features))
-    for name in names:
-        if name in deprecated:
-            raise EngineUnsupportedError(
-                f"{cls} feature {name!r} is deprecated in pyradiomics (it computes no value); the "
-                "native engine does not implement it: use engine: pyradiomics"
-            )
-        if name not in known:
-            raise EngineUnsupportedError(
-                f"{cls} feature {name!r} is not implemented by the native engine: use engine: pyradiomics"
-            )
-    return names
 
 
 def compact_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -532,6 +507,24 @@ def level_bands(levels: np.ndarray, ratio: float = 1.3) -> list[np.ndarray]:
     return bands
 
 
+def banded(
+    levels: np.ndarray,
+    names: Sequence[str],
+    compute: Callable[[np.ndarray], dict[str, np.ndarray]],
+) -> dict[str, np.ndarray] | None:
+    """``compute`` on each :func:`level_bands` group of rows, results put back in row
+    order; None when all rows are one band (compute them at once)."""
+    bands = level_bands(levels)
+    if len(bands) == 1:
+        return None
+    result = {name: np.empty(len(levels)) for name in names}
+    for band in bands:
+        part = compute(levels[band])
+        for name in names:
+            result[name][band] = part[name]
+    return result
+
+
 def glcm_features(
     levels: np.ndarray,
     roi: Roi,
@@ -579,22 +572,21 @@ def glcm_features(
     nrows = levels.shape[0]
     if not names or nrows == 0:
         return {name: np.empty(nrows) for name in names}
-    bands = level_bands(levels)
-    if len(bands) > 1:  # rows padded to one matrix size per band, not to the batch's largest
-        result = {name: np.empty(nrows) for name in names}
-        for band in bands:
-            part = glcm_features(
-                levels[band],
-                roi,
-                distances=distances,
-                symmetrical=symmetrical,
-                weighting_norm=weighting_norm,
-                force2d_dimension=force2d_dimension,
-                features=names,
-            )
-            for name in names:
-                result[name][band] = part[name]
-        return result
+    split = banded(
+        levels,
+        names,
+        lambda sub: glcm_features(
+            sub,
+            roi,
+            distances=distances,
+            symmetrical=symmetrical,
+            weighting_norm=weighting_norm,
+            force2d_dimension=force2d_dimension,
+            features=names,
+        ),
+    )
+    if split is not None:
+        return split
     offsets = roi.angles(distances, force2d_dimension=force2d_dimension)
     na = len(offsets)
     if na == 0:

@@ -33,9 +33,9 @@ import numpy as np
 from hybridrad.errors import ROITooSmallError
 from hybridrad.features.engine.glcm import (
     angle_weights,
+    banded,
     check_features,
     compact_levels,
-    level_bands,
 )
 from hybridrad.features.engine.roi import Roi
 
@@ -228,20 +228,19 @@ def glrlm_features(
     nrows = levels.shape[0]
     if not names or nrows == 0:
         return {name: np.empty(nrows) for name in names}
-    bands = level_bands(levels)
-    if len(bands) > 1:  # rows padded to one matrix size per band, not to the batch's largest
-        result = {name: np.empty(nrows) for name in names}
-        for band in bands:
-            part = glrlm_features(
-                levels[band],
-                roi,
-                weighting_norm=weighting_norm,
-                force2d_dimension=force2d_dimension,
-                features=names,
-            )
-            for name in names:
-                result[name][band] = part[name]
-        return result
+    split = banded(
+        levels,
+        names,
+        lambda sub: glrlm_features(
+            sub,
+            roi,
+            weighting_norm=weighting_norm,
+            force2d_dimension=force2d_dimension,
+            features=names,
+        ),
+    )
+    if split is not None:  # rows padded to one matrix size per band, not the batch's largest
+        return split
     offsets = roi.angles((1,), force2d_dimension=force2d_dimension)
     na = len(offsets)
     if na == 0:

@@ -31,6 +31,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from hybridrad.errors import EngineUnsupportedError
+from hybridrad.features.engine._common import check_features
 from hybridrad.features.engine.roi import Roi
 
 __all__ = ["GLSZM_FEATURES", "glszm_features"]
@@ -100,18 +101,6 @@ def check_levels(levels: np.ndarray, roi: Roi, cls: str) -> np.ndarray:
     if lv.size and lv.min() < 1:
         raise ValueError(f"{cls}: binned grey levels must be >= 1 (got {lv.min()})")
     return lv
-
-
-def check_features(features: Sequence[str], known: Sequence[str], cls: str) -> list[str]:
-    """The requested feature names, or :class:`EngineUnsupportedError` for unknown ones."""
-    names = list(features)
-    unknown = [f for f in names if f not in known]
-    if unknown:
-        raise EngineUnsupportedError(
-            f"{cls} feature(s) {unknown} are not implemented by the native engine "
-            f"(known: {list(known)}); use engine: pyradiomics"
-        )
-    return names
 
 
 def check_angles(offsets: np.ndarray, roi: Roi, cls: str) -> None:

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from hybridrad.errors import EngineUnsupportedError
+from hybridrad.features.engine._common import check_features
 
 SHAPE_FEATURES = (
     "MeshVolume",
@@ -138,17 +138,6 @@ _EDGE_MIDPOINTS_2D = np.array([[0, 0.5], [0.5, 1], [1, 0.5], [0.5, 0]])
 
 _MAX_PAIRS = 2_000_000  # pair distances per block (16 MB of float64 per array)
 _SMALL_PLANE = 48  # up to this many points: all pairs, no hull
-
-
-def _check_features(features: Sequence[str], known: Sequence[str], cls: str) -> list[str]:
-    names = list(features)
-    unknown = [f for f in names if f not in known]
-    if unknown:
-        raise EngineUnsupportedError(
-            f"{cls} feature(s) {unknown} are not implemented by the native engine "
-            f"(known: {list(known)}); use engine: pyradiomics"
-        )
-    return names
 
 
 # All triangles of the table: owning cube index and the three edge numbers.
@@ -364,7 +353,7 @@ def shape_features(
     >>> round(out["MeshVolume"], 4), round(out["Maximum3DDiameter"], 4)
     (0.1667, 1.0)
     """
-    names = _check_features(features, SHAPE_FEATURES, "shape")
+    names = check_features(features, SHAPE_FEATURES, "shape")
     mask = np.asarray(mask)
     if mask.ndim != 3:
         raise ValueError(f"shape features need a 3D mask, got shape {mask.shape}")
@@ -471,7 +460,7 @@ def shape2d_features(
     >>> {k: round(v, 4) for k, v in out.items()}
     {'MeshSurface': 3.5, 'Perimeter': 6.8284, 'PixelSurface': 4.0}
     """
-    names = _check_features(features, SHAPE2D_FEATURES, "shape2D")
+    names = check_features(features, SHAPE2D_FEATURES, "shape2D")
     mask = np.asarray(mask).astype(bool)
     sp = np.array(spacing, dtype=np.float64)[::-1]
     if mask.ndim == 3:
