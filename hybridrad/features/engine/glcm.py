@@ -596,7 +596,7 @@ def glcm_features(
         )
     rank, values, count, ngmax = compact_levels(levels)
     g = values.shape[1]
-    pairs = _pairs(roi, offsets)
+    pairs = roi.memo(("glcm-pairs", offsets.tobytes()), lambda: _pairs(roi, offsets))
     per_angle = np.bincount(pairs[2], minlength=na)
     weights = None
     keep = np.arange(na)

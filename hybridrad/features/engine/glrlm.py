@@ -26,6 +26,7 @@ are processed in chunks of rows to bound the dense intermediates.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -253,7 +254,10 @@ def glrlm_features(
         weights = angle_weights(offsets, roi.spacing[::-1], weighting_norm, glcm=False)
     rank, values, _, _ = compact_levels(levels)
     g = values.shape[1]
-    geometry = [_line_order(roi, o) for o in offsets]
+    geometry = [
+        roi.memo(("glrlm-lines", tuple(int(v) for v in o)), functools.partial(_line_order, roi, o))
+        for o in offsets
+    ]
     # pyradiomics zeroes angles along which no line holds two ROI voxels, then (unweighted,
     # several angles) drops them as empty; weighted, they add nothing to the sum
     keep = [a for a in range(na) if geometry[a][2]]

@@ -14,9 +14,12 @@ The ROI is the mask cropped to its bounding box without padding, exactly the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def angles(
@@ -121,6 +124,7 @@ class Roi:
         self._flat = np.empty(0, np.int64)
         self._strides: np.ndarray = np.empty(0, np.int64)
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
+        self._memo: dict[Hashable, Any] = {}
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -164,6 +168,13 @@ class Roi:
         out = self._lut[self._flat + int(np.dot(key, self._strides))]
         self._cache[key] = out
         return out
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, computed once per ROI and ``key``: geometry that depends on the
+        mask only (pair lists, line orders) is shared by every image, batch and class."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return cast(T, self._memo[key])
 
     def neighbour_table(self, offsets: np.ndarray) -> np.ndarray:
         """:meth:`neighbours` of each row of ``offsets``: ``(K, N)`` int64."""
