@@ -28,18 +28,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from hybridrad.errors import EngineUnsupportedError, HybridradWarning
+from hybridrad.features.engine.prep import IMAGE_TYPES
 
-#: Image types the native engine computes (pyradiomics' names in parameter files).
-IMAGE_TYPES = (
-    "Original",
-    "LoG",
-    "Wavelet",
-    "Square",
-    "SquareRoot",
-    "Logarithm",
-    "Exponential",
-    "Gradient",
-)
 #: Feature classes the native engine computes.
 FEATURE_CLASSES = ("firstorder", "shape", "shape2D", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 TEXTURE_CLASSES = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
