@@ -224,7 +224,25 @@ class NativeExtractor:
                 groups[key].append((seq, b))
         for members in groups.values():
             self._texture_batch(prepared, members, results)
-        return results
+        return {
+            seq: self._in_pyradiomics_order(res, prepared[seq].names)
+            for seq, res in results.items()
+        }
+
+    def _in_pyradiomics_order(
+        self, result: OrderedDict[str, Any], names: Sequence[str]
+    ) -> OrderedDict[str, Any]:
+        """Diagnostics, shape, then image type by image type, class by class (the order of
+        pyradiomics' own output)."""
+        head = [k for k in result if k.startswith(("diagnostics_", "original_shape"))]
+        body = [
+            f"{name}_{cls}_{f}"
+            for name in names
+            for cls, feats in self.enabled.items()
+            if not cls.startswith("shape")
+            for f in feats
+        ]
+        return OrderedDict((k, result[k]) for k in (*head, *body))
 
     # --- internals ---------------------------------------------------------------------
 
