@@ -507,6 +507,18 @@ def _(root: Path) -> list[str]:
     return _extract(root)
 
 
+@row("config-engine-unsupported", 2, "EngineUnsupportedError", "LBP3D")
+def _(root: Path) -> list[str]:
+    (root / "fo.yaml").write_text(FIRSTORDER_YAML.replace("Original", "LBP3D"))
+    return _extract(root, "--engine", "native")
+
+
+@row("config-engine-unknown", 2, "RadiomicsConfigError", "engine 'fast'")
+def _(root: Path) -> list[str]:
+    (root / "fo.yaml").write_text(FIRSTORDER_YAML + "\nengine: fast\n")
+    return _extract(root)
+
+
 @row("config-unknown-region", 2, "region", "XX")
 def _(root: Path) -> list[str]:
     return _extract(root, "--regions", "XX")
