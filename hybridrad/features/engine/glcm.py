@@ -92,6 +92,8 @@ WEIGHTING_NORMS: tuple[str, ...] = ("manhattan", "euclidean", "infinity", "no_we
 _EPS = float(np.spacing(1))
 # Bytes one dense (rows, Na, G, G) float64 intermediate may take; a dozen live at once.
 _CHUNK_BYTES = 4 * 2**20
+# Fewest padded grey levels for which the sparse feature path beats the dense one.
+_SPARSE_MIN_G = 1
 
 
 def compact_levels(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -171,37 +173,87 @@ def _pairs(roi: Roi, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return src, table[ang, src], ang
 
 
-def _matrices(
+def _cells(g: int, symmetrical: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Grey-level ranks ``(i, j)`` of each cell code of :func:`_counts`.
+
+    Examples
+    --------
+    >>> [a.tolist() for a in _cells(3, True)]
+    [[0, 0, 1, 0, 1, 2], [0, 1, 1, 2, 2, 2]]
+    """
+    if symmetrical:
+        hi = np.repeat(np.arange(g), np.arange(1, g + 1))
+        return np.arange(len(hi)) - (hi * (hi + 1)) // 2, hi
+    ij = np.arange(g * g)
+    return ij // g, ij % g
+
+
+def _counts(
     rank: np.ndarray,
     g: int,
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
     na: int,
     symmetrical: bool,
 ) -> np.ndarray:
-    """``(rows, G, G, Na)`` float64 co-occurrence counts (pyradiomics' axis order).
+    """``(rows, Na, T)`` int64 co-occurrence counts per cell code.
 
-    Counted as ``(angle, i, j)`` (the angle term is then a per-pair constant) with 32-bit
-    indices where they fit, then transposed to pyradiomics' ``(i, j, angle)``.
+    Not symmetrical: ``P`` with cell ``i G + j`` (``T = G^2``). Symmetrical: the count of
+    unordered pairs on the upper triangle, cell ``j (j + 1) / 2 + i`` for ``i <= j``
+    (``T = G (G + 1) / 2``), i.e. ``P + P^T`` off the diagonal and half of it on the
+    diagonal (:func:`_full` expands it). Counted per ``(angle, cell)`` with 32-bit indices
+    where they fit.
     """
     src, dst, ang = pairs
     rows = rank.shape[0]
-    size = g * g * na
+    t = g * (g + 1) // 2 if symmetrical else g * g
+    size = t * na
     small = size < 2**31
     itype = np.int32 if small else np.int64
-    base = (ang * (g * g)).astype(itype)
+    base = (ang * t).astype(itype)
     src_i = src.astype(itype) if small else src
     dst_i = dst.astype(itype) if small else dst
-    out = np.empty((rows, na, g, g), dtype=np.float64)
+    out = np.empty((rows, na, t), dtype=np.int64)
     for r in range(rows):
         rr = rank[r].astype(itype)
-        idx = (rr * g)[src_i]
-        idx += rr[dst_i]
+        a = rr[src_i]
+        b = rr[dst_i]
+        if symmetrical:
+            lo = np.minimum(a, b)
+            np.maximum(a, b, out=a)
+            idx = a * (a + 1)
+            idx >>= 1
+            idx += lo
+        else:
+            idx = a * g
+            idx += b
         idx += base
-        out[r] = np.bincount(idx, minlength=size).reshape(na, g, g)
-    mat = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
-    if symmetrical:
-        mat += mat.transpose(0, 2, 1, 3).copy()
-    return mat
+        out[r] = np.bincount(idx, minlength=size).reshape(na, t)
+    return out
+
+
+def _full(cnt: np.ndarray, g: int, symmetrical: bool) -> np.ndarray:
+    """The ``(rows, Na, G, G)`` int64 matrices (``P + P^T`` when symmetrical) of
+    :func:`_counts`."""
+    rows, na, _ = cnt.shape
+    if not symmetrical:
+        return cnt.reshape(rows, na, g, g)
+    lo, hi = _cells(g, True)
+    full = np.zeros((rows, na, g, g), dtype=np.int64)
+    full[:, :, lo, hi] = cnt
+    return np.asarray(full + full.transpose(0, 1, 3, 2))
+
+
+def _dense_p(cnt: np.ndarray, weights: np.ndarray | None, keep: np.ndarray) -> np.ndarray:
+    """Normalised ``(rows, G, G, A)`` matrices in pyradiomics' axis order and operations
+    (weighted angle sum, empty angles dropped, division by the per-angle total)."""
+    mat = np.ascontiguousarray(cnt.transpose(0, 2, 3, 1), dtype=np.float64)
+    if weights is not None:
+        mat = np.sum(mat * weights, 3, keepdims=True)
+    elif len(keep) < cnt.shape[1]:
+        mat = mat[..., keep]
+    tot = np.sum(mat, (1, 2), keepdims=True)
+    tot[tot == 0] = np.nan
+    return np.asarray(mat / tot)
 
 
 def _by_offset(p: np.ndarray, offset_index: np.ndarray, nbins: int) -> np.ndarray:
@@ -484,6 +536,190 @@ def _features_chunk(
     return {name: out[name] for name in names}
 
 
+def _sparse_features(
+    cnt: np.ndarray,
+    values: np.ndarray,
+    ngmax: np.ndarray,
+    names: list[str],
+    symmetrical: bool,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Features from the non-zero entries of the ``(rows, A, G, G)`` matrices ``cnt``.
+
+    Every pyradiomics sum over ``(i, j)`` only gets exact zeros from the empty cells, so it
+    is a weighted ``bincount`` over the non-zero cells keyed by their (row, angle)
+    segment; ``p_x``, ``p_y``, ``p_{x-y}`` and ``p_{x+y}`` are bincounts too, and the
+    features built on the latter (cluster, contrast, difference and sum features) are
+    small dense passes over them. ``HXY2`` is factorised,
+    ``-(sum_i p_x log2 p_x) - (sum_j p_y log2 p_y)`` over the supports, which is within
+    ``n_x n_y eps / ln 2`` of pyradiomics' ``sum p_x p_y log2(p_x p_y + eps)``.
+
+    Only the summation order differs from pyradiomics, so the rows whose value hinges on
+    rounding are returned in ``redo`` for the dense path: a (row, angle) with a single
+    grey level in ``p_x`` or ``p_y`` (``Correlation``'s ``sigma_x sigma_y == 0``,
+    ``Imc1``'s ``max(HX, HY) == 0``) and ``HXY2 - HXY`` within ``1e7`` times its error
+    bound of 0 (``Imc2``'s square root is steep there).
+
+    Returns
+    -------
+    features, redo
+        Name -> ``(rows,)`` and the ``(rows,)`` bool mask of rows to recompute.
+    """
+    eps = _EPS
+    want = set(names)
+    rows, na, t = cnt.shape
+    g = values.shape[1]
+    nseg = rows * na
+    out: dict[str, np.ndarray] = {}
+    flat = cnt.reshape(-1)
+    nz = np.flatnonzero(flat)
+    if len(nz) == 0:
+        # every matrix empty (whether a matrix is empty only depends on the ROI): NaN
+        # matrices, whose p_{x-y} / p_{x+y} are 0 off the (i, j) offsets: the dense path
+        return {name: np.full(rows, np.nan) for name in names}, np.ones(rows, bool)
+    c = flat[nz].astype(np.float64)
+    seg = nz // t
+    cell = nz - seg * t
+    lut_i, lut_j = _cells(g, symmetrical)
+    ri = lut_i[cell]
+    rj = lut_j[cell]
+    segrow = np.repeat(np.arange(rows), na)
+    vseg = values[segrow]  # (nseg, G)
+    xi = seg * g + ri
+    yj = seg * g + rj
+    if symmetrical:
+        # an upper-triangle cell (i < j) stands for (i, j) and (j, i); the diagonal of
+        # P + P^T is twice the pair count
+        off = ri != rj
+        c[~off] *= 2
+        mult = np.where(off, 2.0, 1.0)
+        tot = np.bincount(seg, weights=c * mult, minlength=nseg)
+        p = c / tot[seg]
+        pw = p * mult
+        px = np.bincount(xi, weights=p, minlength=nseg * g)
+        px += np.bincount((seg * g + rj)[off], weights=p[off], minlength=nseg * g)
+        px = px.reshape(nseg, g)
+        py = px
+    else:
+        tot = np.bincount(seg, weights=c, minlength=nseg)
+        p = c / tot[seg]
+        pw = p
+        px = np.bincount(xi, weights=p, minlength=nseg * g).reshape(nseg, g)
+        py = np.bincount(yj, weights=p, minlength=nseg * g).reshape(nseg, g)
+    valid = tot > 0
+    vflat = vseg.reshape(-1)
+    vi = vflat[xi]
+    vj = vflat[yj]
+    ux = np.sum(px * vseg, 1)
+    uy = np.sum(py * vseg, 1)
+    redo = np.zeros(nseg, dtype=bool)
+
+    def ssum(w: np.ndarray) -> np.ndarray:
+        return np.bincount(seg, weights=w, minlength=nseg)
+
+    def put(name: str, per_seg: np.ndarray) -> None:
+        out[name] = _nanmean(np.where(valid, per_seg, np.nan).reshape(rows, na))
+
+    if "Autocorrelation" in want:
+        put("Autocorrelation", ssum(pw * (vi * vj)))
+    if "JointAverage" in want:
+        out["JointAverage"] = np.where(valid, ux, np.nan).reshape(rows, na).mean(1)
+    kd = int(ngmax.max())
+    ng = ngmax.astype(np.float64)[segrow][:, None]
+    if want & {"ClusterProminence", "ClusterShade", "ClusterTendency", "SumAverage", "SumEntropy"}:
+        ks = 2 * kd + 1
+        sk = (vi + vj).astype(np.int64) + seg * ks
+        pxaddy = np.bincount(sk, weights=pw, minlength=nseg * ks).reshape(nseg, ks)
+        kv = np.arange(ks, dtype=np.float64)[None, :]
+        if want & {"ClusterProminence", "ClusterShade", "ClusterTendency"}:
+            sv = kv - ux[:, None] - uy[:, None]
+            s2 = sv * sv
+            if "ClusterTendency" in want:
+                put("ClusterTendency", np.sum(pxaddy * s2, 1))
+            if "ClusterShade" in want:
+                put("ClusterShade", np.sum(pxaddy * (s2 * sv), 1))
+            if "ClusterProminence" in want:
+                put("ClusterProminence", np.sum(pxaddy * (s2 * s2), 1))
+        if "SumAverage" in want:
+            put("SumAverage", np.sum(kv * pxaddy, 1))
+        if "SumEntropy" in want:
+            put("SumEntropy", (-1) * np.sum(pxaddy * np.log2(pxaddy + eps), 1))
+    diff_names = {"Contrast", "DifferenceAverage", "DifferenceEntropy", "DifferenceVariance"}
+    diff_names |= {"Id", "Idm", "Idmn", "Idn", "InverseVariance"}
+    if want & diff_names:
+        dk = np.abs(vi - vj).astype(np.int64) + seg * kd
+        pxsuby = np.bincount(dk, weights=pw, minlength=nseg * kd).reshape(nseg, kd)
+        k = np.arange(kd, dtype=np.float64)[None, :]
+        if "Contrast" in want:
+            put("Contrast", np.sum(pxsuby * (k**2), 1))
+        if want & {"DifferenceAverage", "DifferenceVariance"}:
+            davg = np.sum(k * pxsuby, 1, keepdims=True)
+            if "DifferenceAverage" in want:
+                put("DifferenceAverage", davg[:, 0])
+            if "DifferenceVariance" in want:
+                put("DifferenceVariance", np.sum(pxsuby * ((k - davg) ** 2), 1))
+        if "DifferenceEntropy" in want:
+            put("DifferenceEntropy", (-1) * np.sum(pxsuby * np.log2(pxsuby + eps), 1))
+        if "Idm" in want:
+            put("Idm", np.sum(pxsuby / (1 + (k**2)), 1))
+        if "Idmn" in want:
+            put("Idmn", np.sum(pxsuby / (1 + ((k**2) / (ng**2))), 1))
+        if "Id" in want:
+            put("Id", np.sum(pxsuby / (1 + k), 1))
+        if "Idn" in want:
+            put("Idn", np.sum(pxsuby / (1 + (k / ng)), 1))
+        if "InverseVariance" in want:
+            put("InverseVariance", np.sum(pxsuby[:, 1:] / k[:, 1:] ** 2, 1))
+    if want & {"Correlation", "Imc1"}:
+        single = ((px > 0).sum(1) <= 1) | ((py > 0).sum(1) <= 1)
+        redo |= single & valid
+    if want & {"Correlation", "SumSquares"}:
+        ssx = np.sum(px * (vseg - ux[:, None]) ** 2, 1)
+        if "SumSquares" in want:
+            put("SumSquares", ssx)
+        if "Correlation" in want:
+            sig = ssx**0.5 * np.sum(py * (vseg - uy[:, None]) ** 2, 1) ** 0.5
+            corm = ssum(pw * (vi - ux[seg]) * (vj - uy[seg]))
+            corr = corm / (sig + eps)
+            corr[sig == 0] = 1
+            put("Correlation", corr)
+    if "JointEnergy" in want:
+        put("JointEnergy", ssum(pw * p))
+    hxy = np.empty(0)
+    if want & {"JointEntropy", "Imc1", "Imc2"}:
+        hxy = (-1) * ssum(pw * np.log2(p + eps))
+        if "JointEntropy" in want:
+            put("JointEntropy", hxy)
+    if "Imc1" in want:
+        hx = (-1) * np.sum(px * np.log2(px + eps), 1)
+        hy = (-1) * np.sum(py * np.log2(py + eps), 1)
+        hxy1 = (-1) * ssum(pw * np.log2(px.reshape(-1)[xi] * py.reshape(-1)[yj] + eps))
+        div = np.fmax(hx, hy)
+        imc1 = hxy - hxy1
+        nzd = div != 0
+        imc1[nzd] /= div[nzd]
+        imc1[div == 0] = 0
+        put("Imc1", imc1)
+    if "MaximumProbability" in want:
+        first = np.flatnonzero(np.diff(seg, prepend=-1))
+        mp = np.full(nseg, np.nan)
+        mp[seg[first]] = np.maximum.reduceat(p, first)
+        put("MaximumProbability", mp)
+    if "Imc2" in want:
+        npx = (px > 0).sum(1)
+        npy = (py > 0).sum(1)
+        lx = np.sum(px * np.log2(np.where(px > 0, px, 1.0)), 1)
+        ly = np.sum(py * np.log2(np.where(py > 0, py, 1.0)), 1)
+        hxy2 = (-1) * (lx * np.sum(py, 1) + np.sum(px, 1) * ly)
+        dif = hxy2 - hxy
+        bound = npx * npy * (eps / np.log(2.0)) + 1e-12 * (np.abs(hxy2) + np.abs(hxy))
+        redo |= valid & (dif < 1e7 * bound)
+        with np.errstate(invalid="ignore", over="ignore"):
+            put("Imc2", (1 - np.e ** (-2 * dif)) ** 0.5)
+    if "MCC" in want:
+        out["MCC"] = np.full(rows, np.nan)  # filled by the caller from the dense matrices
+    return {name: out[name] for name in names}, np.asarray(redo.reshape(rows, na).any(1))
+
+
 def level_bands(levels: np.ndarray, ratio: float = 1.3) -> list[np.ndarray]:
     """Row indices grouped by their number of grey levels (within ``ratio`` of the
     smallest in the group), so that dense per-row matrices of a group are padded little.
@@ -607,19 +843,40 @@ def glcm_features(
     na_out = 1 if weights is not None else len(keep)
     result = {name: np.empty(nrows) for name in names}
     step = max(1, _CHUNK_BYTES // max(8 * na * g * g, 1))
+    sparse = g >= _SPARSE_MIN_G
     for r0 in range(0, nrows, step):
         sl = slice(r0, r0 + step)
-        mat = _matrices(rank[sl], g, pairs, na, symmetrical)
-        if weights is not None:
-            mat = np.sum(mat * weights, 3, keepdims=True)
-        elif len(keep) < na:
-            mat = mat[..., keep]
-        tot = np.sum(mat, (1, 2), keepdims=True)
-        tot[tot == 0] = np.nan
-        p = mat / tot
-        assert p.shape[3] == na_out
+        cnt = _counts(rank[sl], g, pairs, na, symmetrical)
         exact = _Exact(levels[sl], pairs, na, symmetrical, weights)
-        part = _features_chunk(p, values[sl], count[sl], ngmax[sl], names, exact)
+        if not sparse:
+            p = _dense_p(_full(cnt, g, symmetrical), weights, keep)
+            assert p.shape[3] == na_out
+            part = _features_chunk(p, values[sl], count[sl], ngmax[sl], names, exact)
+        else:
+            if weights is not None:
+                sc = np.tensordot(cnt, weights, axes=([1], [0]))[:, None]
+            else:
+                sc = cnt[:, keep] if len(keep) < na else cnt
+            part, redo = _sparse_features(sc, values[sl], ngmax[sl], names, symmetrical)
+            if "MCC" in part:
+                p = _dense_p(_full(cnt, g, symmetrical), weights, keep)
+                px = p.sum(2, keepdims=True)
+                py = p.sum(1, keepdims=True)
+                part["MCC"] = _mcc(p, px, py, count[sl], exact)
+            if redo.any():
+                # rows whose values hinge on rounding: pyradiomics' own operations
+                sub = np.flatnonzero(redo)
+                rows_exact = _Exact(levels[sl][sub], pairs, na, symmetrical, weights)
+                fix = _features_chunk(
+                    _dense_p(_full(cnt[sub], g, symmetrical), weights, keep),
+                    values[sl][sub],
+                    count[sl][sub],
+                    ngmax[sl][sub],
+                    [n for n in names if n != "MCC"],
+                    rows_exact,
+                )
+                for name, val in fix.items():
+                    part[name][sub] = val
         for name in names:
             result[name][sl] = part[name]
     return result
