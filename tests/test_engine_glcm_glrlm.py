@@ -21,6 +21,7 @@ from radiomics import glcm as r_glcm  # noqa: E402
 from radiomics import glrlm as r_glrlm  # noqa: E402
 
 from hybridrad.errors import EngineUnsupportedError, ROITooSmallError  # noqa: E402
+from hybridrad.features.engine import glcm as glcm_module  # noqa: E402
 from hybridrad.features.engine.glcm import FEATURES as GLCM_FEATURES  # noqa: E402
 from hybridrad.features.engine.glcm import compact_levels, glcm_features  # noqa: E402
 from hybridrad.features.engine.glrlm import FEATURES as GLRLM_FEATURES  # noqa: E402
@@ -155,6 +156,13 @@ def _run(kind: str, seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_glcm_random_rois(seed: int) -> None:
     """Random ROIs (tiny, one-slice, holey), palettes with gaps, Ng=1, every setting."""
+    _run("glcm", seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_glcm_dense_path_random_rois(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense pyradiomics-order GLCM path (rounding-sensitive rows, MCC) on every row."""
+    monkeypatch.setattr(glcm_module, "_SPARSE_MIN_G", 10**9)
     _run("glcm", seed)
 
 
