@@ -236,11 +236,17 @@ def _counts(
     t = g * (g + 1) // 2 if symmetrical else g * g
     itype = np.int32 if g * g < 2**31 else np.int64
     lut = None
+    fold = None
     if symmetrical:
         lo, hi = _cells(g, True)
-        lut = np.empty(g * g, dtype=itype)
-        lut[lo * g + hi] = np.arange(t)
-        lut[hi * g + lo] = np.arange(t)
+        if g * g * na < len(src_i):
+            # few cells for many pairs: count P, then fold P + P^T onto the upper triangle
+            fold = (lo * g + hi, hi * g + lo, lo == hi)
+        else:
+            # many cells: map (i, j) and (j, i) to one cell per pair
+            lut = np.empty(g * g, dtype=itype)
+            lut[lo * g + hi] = np.arange(t)
+            lut[hi * g + lo] = np.arange(t)
     out = np.empty((rows, na, t), dtype=np.int64)
     idx = np.empty(len(src_i), dtype=itype)
     tmp = np.empty(len(src_i), dtype=itype)
@@ -251,6 +257,13 @@ def _counts(
         if lut is not None:
             np.take(lut, idx, out=tmp)
             idx, tmp = tmp, idx
+        if fold is not None:
+            for a in range(na):
+                full = np.bincount(idx[bounds[a] : bounds[a + 1]], minlength=g * g)
+                cell = full[fold[0]] + full[fold[1]]
+                cell[fold[2]] //= 2
+                out[r, a] = cell
+            continue
         for a in range(na):
             out[r, a] = np.bincount(idx[bounds[a] : bounds[a + 1]], minlength=t)
     return out
