@@ -290,3 +290,27 @@ def test_lgg_roi(data_dir: Path) -> None:
 
     ref_shape = _enabled(shape.RadiomicsShape(img, msk), SHAPE_FEATURES)
     _assert_close(shape_features(mask, spacing, features=SHAPE_FEATURES), ref_shape, "LGG shape")
+
+
+@pytest.mark.parametrize("n", [30861, 11, 101, 1001, 12345])
+def test_percentiles_are_numpys_to_the_bit_when_the_index_is_whole(n: int) -> None:
+    """(n - 1) q is numpy's virtual index; n q + (1 - q) - 1 differs in the last bit for
+    n = 30861 (TCGA_HT_A61A's ROI at 2 mm), which moved one voxel out of
+    RobustMeanAbsoluteDeviation's 10-90 % range."""
+    rng = np.random.default_rng(n)
+    values = rng.normal(size=(2, n))
+    levels = np.ones((2, n), dtype=np.int64)
+    out = firstorder_features(
+        values,
+        levels,
+        voxel_volume=1.0,
+        voxel_array_shift=0.0,
+        features=["10Percentile", "90Percentile", "RobustMeanAbsoluteDeviation"],
+    )
+    np.testing.assert_array_equal(out["10Percentile"], np.nanpercentile(values, 10, axis=1))
+    np.testing.assert_array_equal(out["90Percentile"], np.nanpercentile(values, 90, axis=1))
+    p10, p90 = np.nanpercentile(values, 10, axis=1), np.nanpercentile(values, 90, axis=1)
+    for row in range(2):
+        kept = values[row][(values[row] >= p10[row]) & (values[row] <= p90[row])]
+        expected = np.mean(np.abs(kept - kept.mean()))
+        np.testing.assert_allclose(out["RobustMeanAbsoluteDeviation"][row], expected, rtol=1e-12)

@@ -62,8 +62,11 @@ def _lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 def _quantile_sorted(srt: np.ndarray, q: float) -> np.ndarray:
     """``numpy.quantile(row, q)`` (method ``linear``) of each row of the sorted array."""
     n = srt.shape[1]
-    # numpy's _compute_virtual_index with alpha = beta = 1 ("linear")
-    virtual = n * q + (1 + q * (1 - 1 - 1)) - 1
+    # numpy's "linear" method: get_virtual_index = (n - 1) * q (not the general
+    # alpha/beta expression, which differs in the last bit: n = 30861, q = 0.1 gives
+    # 3086.0000000000005 against 3086.0, and a voxel at the 10th percentile then leaves
+    # RobustMeanAbsoluteDeviation's range)
+    virtual = (n - 1) * q
     lo = int(np.floor(virtual))
     gamma = float(virtual - lo)
     lo = min(max(lo, 0), n - 1)
