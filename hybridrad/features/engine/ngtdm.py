@@ -69,6 +69,24 @@ def ngtdm_matrix(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndar
     return ni, si
 
 
+def _pair_chunks(ngp: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Rows grouped by their number of present levels (ascending), each group with the
+    largest count in it: the ``(rows, k, k)`` pairwise arrays of a group are padded little
+    and stay within the element budget."""
+    order = np.argsort(ngp, kind="stable")
+    out: list[tuple[np.ndarray, int]] = []
+    start = 0
+    for end in range(1, len(order) + 1):
+        if end < len(order):
+            k = int(ngp[order[end]])
+            small = k <= 1.3 * max(int(ngp[order[start]]), 8)
+            if small and (end - start + 1) * k * k <= _PAIR_BUDGET:
+                continue
+        out.append((order[start:end], max(int(ngp[order[end - 1]]), 1)))
+        start = end
+    return out
+
+
 def _pairwise(
     p: np.ndarray, s: np.ndarray, iv: np.ndarray, ok: np.ndarray, nvp: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -168,18 +186,11 @@ def ngtdm_features(
         coarse[~nonzero] = 1e6
         out["Coarseness"] = coarse
     if want & {"Contrast", "Busyness", "Complexity", "Strength"}:
-        step = max(1, _PAIR_BUDGET // max(k * k, 1))
-        parts = [
-            _pairwise(
-                p[r : r + step],
-                s_c[r : r + step],
-                i_c[r : r + step],
-                ok[r : r + step],
-                nvp[r : r + step],
-            )
-            for r in range(0, n_rows, step)
-        ]
-        pw = {key: np.concatenate([q[key] for q in parts]) for key in parts[0]}
+        pw = {key: np.empty(n_rows) for key in ("contrast", "absdiff", "complexity", "strength")}
+        for rows, kr in _pair_chunks(ngp):
+            part = _pairwise(p[rows, :kr], s_c[rows, :kr], i_c[rows, :kr], ok[rows, :kr], nvp[rows])
+            for key, value in part.items():
+                pw[key][rows] = value
         div = (ngp * (ngp - 1)).astype(np.float64)
         contrast = pw["contrast"] * sum_s / nvp
         contrast = np.divide(contrast, div, out=np.zeros(n_rows), where=div != 0)
