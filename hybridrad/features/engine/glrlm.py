@@ -8,10 +8,10 @@ grey level; a voxel outside the ROI or a different level ends it (pyradiomics' C
 shared by all B images, so once per angle the ROI voxels are sorted along their lines
 (key: the line's anchor voxel ``c - t o`` and the position ``t`` along it), and the
 neighbour table tells which consecutive voxels in that order are linked (``c + o`` in the
-ROI). For every image, a run then ends wherever the link is missing or the level changes:
-one vectorised comparison over ``(B, N)``; run lengths are differences of the end
-positions, and the ``(B, Na, G, L)`` matrix is a single bincount of
-``(image, angle, level rank, length - 1)``.
+ROI); both are memoised on the ROI. For every image, a run then ends wherever the link is
+missing or the level changes: one int32 gather (``np.take``) and one vectorised comparison
+over ``(B, N)`` per angle; run lengths are differences of the end positions, and each
+angle's ``(B, G, L)`` matrix is one bincount of ``(image, level rank, length - 1)``.
 
 pyradiomics' semantics reproduced here: empty grey levels and empty run lengths are
 dropped (both only remove zero entries); ``weightingNorm`` sums the angles' matrices
@@ -67,15 +67,16 @@ _CHUNK_BYTES = 4 * 2**20  # one dense (rows, A, G, L) float64 matrix per chunk
 
 
 def _line_order(roi: Roi, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """ROI voxels sorted along the lines of ``offset`` and whether each is linked to the next.
+    """ROI voxels sorted along the lines of ``offset`` and where consecutive ones are not linked.
 
     Returns
     -------
     order
-        ``(N,)`` voxel indices, line by line, each line in increasing position.
-    linked
-        ``(N,)`` bool, True where ``order[k + 1]`` is the ROI voxel at ``coords[order[k]] +
-        offset`` (False for the last).
+        ``(N,)`` int32 (int64 for huge ROIs) voxel indices, line by line, each line in
+        increasing position.
+    broken
+        ``(N - 1,)`` bool, True where ``order[k + 1]`` is not the ROI voxel at
+        ``coords[order[k]] + offset`` (a run always ends at ``order[k]`` there).
     multi
         Whether some line holds two or more ROI voxels (not necessarily adjacent):
         pyradiomics' C core zeroes the matrix of an angle where none does.
@@ -90,33 +91,47 @@ def _line_order(roi: Roi, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, b
     span = int(shape[d0])
     order = np.argsort(key * (2 * span) + (t + span), kind="stable")
     nxt = roi.neighbours(offset.tolist())
-    linked = np.zeros(roi.n, dtype=bool)
-    linked[:-1] = nxt[order[:-1]] == order[1:]
+    broken = nxt[order[:-1]] != order[1:]
     line = key[order]
-    return order, linked, bool(np.any(line[1:] == line[:-1]))
+    idt = np.int32 if roi.n < 2**31 else np.int64
+    return order.astype(idt), broken, bool(np.any(line[1:] == line[:-1]))
 
 
-def _runs(
+def _run_counts(
     rank: np.ndarray, g: int, geometry: list[tuple[np.ndarray, np.ndarray, bool]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every run of the images ``rank`` (rows, N): ``(angle * rows * G + row * G + rank, length)``."""
+) -> np.ndarray:
+    """Run-length counts of the images ``rank`` (rows, N): ``(angles, rows, G, L)`` int64.
+
+    Per angle the levels are gathered in line order; a run ends where the level changes or
+    the link to the next voxel is broken (and at each row's last voxel). Its length is the
+    distance to the previous end, and ``(row, rank, length - 1)`` is counted.
+    """
     rows, n = rank.shape
-    small = rows * g * len(geometry) < 2**31
-    code = (rank + (np.arange(rows) * g)[:, None]).astype(np.int32 if small else np.int64)
-    out_code, out_len = [], []
+    dt = np.int32 if rows * g < 2**31 else np.int64
+    code = rank.astype(dt)
+    code += (np.arange(rows, dtype=dt) * dt(g))[:, None]
+    lev = np.empty((rows, n), dt)
+    flat = lev.reshape(-1)
     end = np.empty((rows, n), dtype=bool)
     end[:, -1] = True
-    for a, (order, linked, _) in enumerate(geometry):
-        lev = code[:, order]
+    per_angle = []
+    for order, broken, _ in geometry:
+        np.take(code, order, axis=1, out=lev)
         np.not_equal(lev[:, 1:], lev[:, :-1], out=end[:, :-1])
-        end[:, :-1] |= ~linked[None, :-1]
+        end[:, :-1] |= broken
         ends = np.flatnonzero(end)  # row-major: each row's last voxel ends a run
-        length = np.diff(ends, prepend=-1)
-        c = lev.ravel()[ends]
-        c += a * rows * g
-        out_code.append(c)
-        out_len.append(length)
-    return np.concatenate(out_code), np.concatenate(out_len)
+        short = np.empty_like(ends)  # length - 1
+        short[0] = ends[0]
+        np.subtract(ends[1:], ends[:-1], out=short[1:])
+        short[1:] -= 1
+        per_angle.append((np.take(flat, ends), short))
+    lmax = max(int(short.max()) for _, short in per_angle) + 1
+    size = rows * g * lmax
+    counts = np.empty((len(geometry), size), np.int64)
+    for a, (c, short) in enumerate(per_angle):
+        short += c.astype(np.int64) * lmax
+        counts[a] = np.bincount(short, minlength=size)
+    return counts.reshape(len(geometry), rows, g, lmax)
 
 
 def _nanmean(x: np.ndarray) -> np.ndarray:
@@ -275,13 +290,8 @@ def glrlm_features(
     result = {name: np.empty(nrows) for name in names}
     step = max(1, _ROW_ELEMENTS // roi.n)
     for r0 in range(0, nrows, step):
-        rows = int(rank[r0 : r0 + step].shape[0])
-        code, length = _runs(rank[r0 : r0 + step], g, geometry)
-        lmax = int(length.max())
-        counts = np.bincount(
-            code.astype(np.int64) * lmax + (length - 1), minlength=na * rows * g * lmax
-        )
-        allmat = counts.reshape(na, rows, g, lmax)
+        allmat = _run_counts(rank[r0 : r0 + step], g, geometry)
+        rows, lmax = allmat.shape[1], allmat.shape[3]
         sub = max(1, _CHUNK_BYTES // (8 * g * lmax * na))
         for s0 in range(0, rows, sub):
             s1 = min(rows, s0 + sub)
