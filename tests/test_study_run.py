@@ -80,6 +80,11 @@ def test_every_problem_is_reported_with_its_key_path() -> None:
         ),
         ({"segmentation": {}}, "(top level)", "synthetic-brats"),
         ({"preprocess": {"spacing": [1, 1, 0]}}, "preprocess.spacing", "between 0.01"),
+        (
+            {"features": {"handcrafted": {"engine": "fast"}}},
+            "features.handcrafted.engine",
+            "'pyradiomics' or 'native'",
+        ),
     ],
 )
 def test_impossible_studies_are_refused(over: dict[str, Any], path: str, words: str) -> None:
@@ -100,6 +105,23 @@ def test_study_file_errors(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(StudyFileError, match="mapping"):
         load_study_file(bad)
+
+
+def test_handcrafted_engine_is_part_of_the_stage_key(tmp_path: Path) -> None:
+    """``features.handcrafted.engine`` reaches the config the stage hashes, so switching
+    engines recomputes the handcrafted stage instead of serving the other engine's table."""
+    from hybridrad.features.radiomics import RadiomicsConfig
+    from hybridrad.study.run import _Runner
+
+    hashes = {}
+    for engine in (None, "pyradiomics", "native"):
+        spec = parse_study(
+            _minimal(features={"handcrafted": {"config": "mri_glioma_fast", "engine": engine}})
+        )
+        runner = _Runner(spec, tmp_path, tmp_path / "out", jobs=1, force=False, progress=False)
+        hashes[engine] = runner.content_hashes("handcrafted")["config"]
+    assert hashes[None] == hashes["pyradiomics"] == RadiomicsConfig.load("mri_glioma_fast").hash
+    assert hashes["native"] != hashes["pyradiomics"]
 
 
 def test_hash_ignores_defaults_written_out() -> None:
