@@ -245,16 +245,21 @@ def _zones(lv: np.ndarray, roi: Roi, offsets: np.ndarray) -> tuple[np.ndarray, .
         for a, nbr in enumerate(nbrs):
             np.equal(t[:n], np.take(t, nbr, axis=0), out=eq[:, :, a])
         # node id = voxel * bc + row; candidate edges in (node, offset) order, so the
-        # selected ones are sorted by source node and form the CSR arrays directly
-        if bc == 1:
-            target = table
-        else:
-            target = table[:, None, :] * idt(bc) + np.arange(bc, dtype=idt)[None, :, None]
-        flat = eq.reshape(nodes, k)
-        sel = np.flatnonzero(flat)
-        dst = target.reshape(-1)[sel]
+        # selected ones are sorted by source node and form the CSR arrays directly; the
+        # target of edge (voxel, row, offset) is table[voxel, offset] * bc + row
+        sel = np.flatnonzero(eq.reshape(-1))
+        sdt = np.int32 if nodes * k < 2**31 else np.int64
+        cand = sel.astype(sdt)
+        node = cand // sdt(k)
+        cand -= node * sdt(k)  # offset
+        voxel = node // sdt(bc)
+        row = node - voxel * sdt(bc)
+        cand += voxel * sdt(k)  # flat index into table
+        dst = np.take(table.reshape(-1), cand).astype(sdt, copy=False)
+        dst *= sdt(bc)
+        dst += row
         indptr = np.zeros(nodes + 1, idt)
-        np.cumsum(np.bincount(sel // k, minlength=nodes), out=indptr[1:])
+        np.cumsum(np.bincount(node, minlength=nodes), out=indptr[1:])
         graph = csr_matrix((np.ones(len(dst)), dst, indptr), shape=(nodes, nodes))
         ncomp, label = connected_components(graph, directed=True, connection="weak")
         size = np.bincount(label, minlength=ncomp)

@@ -11,9 +11,9 @@ Here the neighbour sums and counts of all ``B`` rows come from the
 :class:`~hybridrad.features.engine.roi.Roi` neighbour tables (one gather per offset, a zero
 sentinel column standing for "outside the ROI"; the counts are shared by all rows),
 ``n_i`` and ``s_i`` are ``bincount``\\ s in voxel order (the C accumulation order), and the
-pairwise sums run on the present levels of each row, padded to the largest count and
-masked exactly where pyradiomics masks ``p_i = 0``, in row chunks that bound the
-``(B, Ng, Ng)`` intermediates.
+pairwise sums run on the present levels of each row, masked exactly where pyradiomics
+masks ``p_i = 0``, on groups of rows with similar present-level counts (each padded to
+its group's largest count) that bound the ``(rows, Ng, Ng)`` intermediates.
 """
 
 from __future__ import annotations
