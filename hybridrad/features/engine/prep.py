@@ -408,7 +408,6 @@ class _BSplineWindow:
     size: np.ndarray
     foot_lower: np.ndarray  # coefficients read: the output footprint plus kernel support
     foot_size: np.ndarray
-    coefficients: sitk.Image  # Float64 image on the input's geometry covering the footprint
 
 
 def _get_mask(mask: sitk.Image, label: int) -> tuple[sitk.Image, np.ndarray]:
@@ -736,12 +735,13 @@ def _bspline_coefficients(
     so only those are computed. Each pass runs on an array whose leading axis is the
     filtered one (transposed copies), with identical per-line arithmetic.
     """
-    src = np.ascontiguousarray(window.transpose(2, 1, 0))  # (x, y, z), in the pixel type
+    src = window.transpose(2, 1, 0)  # (x, y, z) view, in the pixel type: no copy
     a = np.empty(src.shape, np.float64)
     if norm is not None:
         norm.into(src, a)
     else:
         a[...] = src
+    del src
     _decompose(a, poles)
     b = np.ascontiguousarray(a[offset[0] : offset[0] + size[0]].transpose(1, 0, 2))  # (y, x, z)
     del a
@@ -767,8 +767,9 @@ def _bspline_resample(
     ITK's ``BSplineResampleImageFunction`` (``sitkBSplineResamplerOrderN``: the
     interpolator without its prefilter) from a coefficient image with ``image``'s origin,
     spacing and direction, so every output voxel is computed by the same operations as in
-    pyradiomics. That image (allocated once per grid, pasted in place per image) only
-    extends to the footprint's upper corner; nothing below the footprint is read.
+    pyradiomics. That image (allocated per image once its coefficients are computed, so
+    it never coexists with the window's arrays) only extends to the footprint's upper
+    corner; nothing below the footprint is read.
     """
     args = grid.rif_args
     win = grid.bspline
@@ -777,11 +778,7 @@ def _bspline_resample(
         assert margin is not None
         lower, size = _window(image, args, margin)
         foot_lower, foot_size = _window(image, args, order // 2 + 2)
-        coefficients = sitk.Image([int(v) for v in foot_lower + foot_size], sitk.sitkFloat64)
-        coefficients.SetOrigin(image.GetOrigin())
-        coefficients.SetSpacing(image.GetSpacing())
-        coefficients.SetDirection(image.GetDirection())
-        win = _BSplineWindow(lower, size, foot_lower, foot_size, coefficients)
+        win = _BSplineWindow(lower, size, foot_lower, foot_size)
         grid.bspline = win
     sl = tuple(
         slice(int(a), int(a + n)) for a, n in zip(win.lower[::-1], win.size[::-1], strict=True)
@@ -793,10 +790,17 @@ def _bspline_resample(
         win.foot_size,
         _BSPLINE_POLES[order],
     )
+    # allocated per image, after the window's arrays are freed: kept across sequences, it
+    # would add its size to the next image's prefilter peak (peak RSS above pyradiomics')
+    coefficients = sitk.Image([int(v) for v in win.foot_lower + win.foot_size], sitk.sitkFloat64)
+    coefficients.SetOrigin(image.GetOrigin())
+    coefficients.SetSpacing(image.GetSpacing())
+    coefficients.SetDirection(image.GetDirection())
     lo = [int(v) for v in win.foot_lower]
     hi = [int(v) for v in win.foot_lower + win.foot_size]
-    win.coefficients[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = sitk.GetImageFromArray(coef)
-    return _resample(win.coefficients, args, pixel_type, _BSPLINE_RESAMPLER[order])
+    coefficients[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = sitk.GetImageFromArray(coef)
+    del coef
+    return _resample(coefficients, args, pixel_type, _BSPLINE_RESAMPLER[order])
 
 
 def _load(image: sitk.Image, grid: _Grid, s: Mapping[str, Any]) -> sitk.Image:
