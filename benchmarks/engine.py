@@ -476,10 +476,20 @@ def cmd_parity(args: argparse.Namespace) -> int:
             )
             print(f"{config:16s} {dataset:28s} {summary[-1]}", flush=True)
     table = pd.DataFrame(summary)
-    print("\n" + table.to_markdown(index=False, floatfmt=".1e"))
     if args.out:
         pd.concat(frames).to_csv(args.out, index=False)
         print(f"every value: {args.out}")
+    print("\n| config | data | cases | values | disagreeing | largest relative difference |")
+    print("|---|---|---|---|---|---|")
+    for r in table.itertuples(index=False):
+        print(
+            f"| `{r.config}` | {r.dataset} | {r.cases} | {r.values:,} | {r.mismatches} | "
+            f"{r.max_rel_diff:.1e} |"
+        )
+    print(
+        f"\nin all: {int(table['values'].sum()):,} values, "
+        f"{int(table['mismatches'].sum())} disagreeing"
+    )
     return 0 if table["mismatches"].sum() == 0 else 1
 
 
