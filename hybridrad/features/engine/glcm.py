@@ -442,6 +442,36 @@ class _Exact:
         return float(_nanmean(imc2)[0])
 
 
+def _difference_features(
+    pxsuby: np.ndarray,
+    k: np.ndarray,
+    ng: np.ndarray,
+    want: set[str],
+    put: Callable[[str, np.ndarray], None],
+) -> None:
+    """The features of the ``|i - j|`` histogram ``pxsuby`` (``k`` along axis 1), in
+    pyradiomics' expressions; shared by the dense and the sparse path."""
+    eps = _EPS
+    if want & {"DifferenceAverage", "DifferenceVariance"}:
+        davg = np.sum(k * pxsuby, 1, keepdims=True)
+        if "DifferenceAverage" in want:
+            put("DifferenceAverage", davg[:, 0])
+        if "DifferenceVariance" in want:
+            put("DifferenceVariance", np.sum(pxsuby * ((k - davg) ** 2), 1))
+    if "DifferenceEntropy" in want:
+        put("DifferenceEntropy", (-1) * np.sum(pxsuby * np.log2(pxsuby + eps), 1))
+    if "Idm" in want:
+        put("Idm", np.sum(pxsuby / (1 + (k**2)), 1))
+    if "Idmn" in want:
+        put("Idmn", np.sum(pxsuby / (1 + ((k**2) / (ng**2))), 1))
+    if "Id" in want:
+        put("Id", np.sum(pxsuby / (1 + k), 1))
+    if "Idn" in want:
+        put("Idn", np.sum(pxsuby / (1 + (k / ng)), 1))
+    if "InverseVariance" in want:
+        put("InverseVariance", np.sum(pxsuby[:, 1:] / k[:, 1:] ** 2, 1))
+
+
 def _features_chunk(
     p: np.ndarray,
     values: np.ndarray,
@@ -513,24 +543,7 @@ def _features_chunk(
         pxsuby = _by_offset(p, diff, kd)  # (rows, K, A)
         k = np.arange(kd, dtype=np.float64)[None, :, None]
         ng = ngmax.astype(np.float64)[:, None, None]
-        if want & {"DifferenceAverage", "DifferenceVariance"}:
-            davg = np.sum(k * pxsuby, 1, keepdims=True)
-            if "DifferenceAverage" in want:
-                put("DifferenceAverage", davg[:, 0])
-            if "DifferenceVariance" in want:
-                put("DifferenceVariance", np.sum(pxsuby * ((k - davg) ** 2), 1))
-        if "DifferenceEntropy" in want:
-            put("DifferenceEntropy", (-1) * np.sum(pxsuby * np.log2(pxsuby + eps), 1))
-        if "Idm" in want:
-            put("Idm", np.sum(pxsuby / (1 + (k**2)), 1))
-        if "Idmn" in want:
-            put("Idmn", np.sum(pxsuby / (1 + ((k**2) / (ng**2))), 1))
-        if "Id" in want:
-            put("Id", np.sum(pxsuby / (1 + k), 1))
-        if "Idn" in want:
-            put("Idn", np.sum(pxsuby / (1 + (k / ng)), 1))
-        if "InverseVariance" in want:
-            put("InverseVariance", np.sum(pxsuby[:, 1:, :] / k[:, 1:, :] ** 2, 1))
+        _difference_features(pxsuby, k, ng, want, put)
     if want & {"SumAverage", "SumEntropy"}:
         ks = 2 * int(ngmax.max()) + 1
         tot = (values[:, :, None] + values[:, None, :]).astype(np.int64)
@@ -689,24 +702,7 @@ def _sparse_features(
         k = np.arange(kd, dtype=np.float64)[None, :]
         if "Contrast" in want:
             put("Contrast", np.sum(pxsuby * (k**2), 1))
-        if want & {"DifferenceAverage", "DifferenceVariance"}:
-            davg = np.sum(k * pxsuby, 1, keepdims=True)
-            if "DifferenceAverage" in want:
-                put("DifferenceAverage", davg[:, 0])
-            if "DifferenceVariance" in want:
-                put("DifferenceVariance", np.sum(pxsuby * ((k - davg) ** 2), 1))
-        if "DifferenceEntropy" in want:
-            put("DifferenceEntropy", (-1) * np.sum(pxsuby * np.log2(pxsuby + eps), 1))
-        if "Idm" in want:
-            put("Idm", np.sum(pxsuby / (1 + (k**2)), 1))
-        if "Idmn" in want:
-            put("Idmn", np.sum(pxsuby / (1 + ((k**2) / (ng**2))), 1))
-        if "Id" in want:
-            put("Id", np.sum(pxsuby / (1 + k), 1))
-        if "Idn" in want:
-            put("Idn", np.sum(pxsuby / (1 + (k / ng)), 1))
-        if "InverseVariance" in want:
-            put("InverseVariance", np.sum(pxsuby[:, 1:] / k[:, 1:] ** 2, 1))
+        _difference_features(pxsuby, k, ng, want, put)
     if want & {"Correlation", "Imc1"}:
         single = ((px > 0).sum(1) <= 1) | ((py > 0).sum(1) <= 1)
         redo |= single & valid
