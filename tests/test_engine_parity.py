@@ -254,3 +254,21 @@ def test_cli_extract_with_either_engine_gives_the_same_table(
     assert pyr.shape[1] > 500
     ok = agrees(pyr.to_numpy(float), nat.to_numpy(float))
     assert ok.all(), pyr.columns[~ok.all(axis=0)].tolist()
+
+
+def test_native_extractor_without_shape_keeps_the_other_classes() -> None:
+    image, mask = synthetic_case("mri")
+    only_shape = RadiomicsConfig({"featureClass": {"shape": None}, "engine": "native"})
+    assert not [
+        k
+        for k in only_shape.extractor(shape=False).execute(image, mask)
+        if not k.startswith("diagnostics_")
+    ]
+    cfg = RadiomicsConfig.load("mri_glioma_fast").with_engine("native")
+    keys = [
+        k
+        for k in cfg.extractor(shape=False).execute(image, mask)
+        if not k.startswith("diagnostics_")
+    ]
+    assert keys and not any("_shape_" in k for k in keys)
+    assert any("_shape_" in k for k in cfg.extractor().execute(image, mask))

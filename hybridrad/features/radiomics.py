@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 PREFIX = "rad"
 SEP = "__"
 SHAPE_CLASSES = ("shape", "shape2D")
-TEXTURE_AND_FIRSTORDER = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 #: Top-level keys of a pyradiomics parameter file (hybridrad adds ``engine``).
 PYRADIOMICS_KEYS = ("setting", "imageType", "featureClass", "voxelSetting")
 #: Versions that can change a radiomics value; part of every cache key.
@@ -239,12 +238,7 @@ class RadiomicsConfig:
         if self.engine == "native":
             from hybridrad.features.engine import NativeExtractor
 
-            if not shape:
-                classes = params.get("featureClass") or {}
-                params["featureClass"] = {
-                    k: v for k, v in classes.items() if k not in SHAPE_CLASSES
-                } or {c: None for c in TEXTURE_AND_FIRSTORDER}
-            return NativeExtractor(params)
+            return NativeExtractor(params, shape=shape)
 
         from radiomics.featureextractor import RadiomicsFeatureExtractor
 

@@ -109,6 +109,9 @@ class NativeExtractor:
     params
         Validated pyradiomics parameters (``setting``, ``imageType``, ``featureClass``),
         as :class:`~hybridrad.features.radiomics.RadiomicsConfig` holds them.
+    shape
+        Compute the enabled shape classes (False: texture and first order only, as
+        hybridrad's pyradiomics engine does for every sequence after the first).
 
     Raises
     ------
@@ -127,7 +130,8 @@ class NativeExtractor:
     hybridrad.errors.EngineUnsupportedError: the native feature engine does not implement image type LBP3D; ...
     """
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
+    def __init__(self, params: Mapping[str, Any], *, shape: bool = True) -> None:
+        self.shape = shape
         if params.get("voxelSetting"):
             raise _fail("voxel-based extraction (voxelSetting)")
         self.settings: dict[str, Any] = dict(params.get("setting") or {})
@@ -197,13 +201,16 @@ class NativeExtractor:
         mask: sitk.Image,
         *,
         label: int | None = None,
-        shape: bool = True,
+        shape: bool | None = None,
     ) -> dict[str, OrderedDict[str, Any]]:
         """Features of several images (sequences) of one case over one mask, batched.
 
         Shape features (mask only) are computed once and put in the first image's result
-        (none when ``shape`` is False). Returns one ordered mapping per image.
+        (none when ``shape`` is False; None: the extractor's ``shape``). Returns one
+        ordered mapping per image.
         """
+        if shape is None:
+            shape = self.shape
         from hybridrad.features.engine.prep import prepare_many
 
         label = int(label if label is not None else self.settings.get("label", 1))
