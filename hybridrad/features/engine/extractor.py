@@ -28,6 +28,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from hybridrad.errors import EngineUnsupportedError, HybridradWarning
+from hybridrad.features.engine.glcm import DEPRECATED as GLCM_DEPRECATED
+from hybridrad.features.engine.gldm import GLDM_DEPRECATED
 from hybridrad.features.engine.prep import IMAGE_TYPES
 
 #: Feature classes the native engine computes.
@@ -70,10 +72,7 @@ SETTINGS = frozenset(
 )
 #: Features pyradiomics 3.0.1 lists but never computes (their methods raise a
 #: DeprecationWarning and the key is left out of its output).
-REMOVED = {
-    "glcm": ("Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"),
-    "gldm": ("DependencePercentage", "GrayLevelNonUniformityNormalized"),
-}
+REMOVED = {"glcm": GLCM_DEPRECATED, "gldm": GLDM_DEPRECATED}
 #: Settings a texture class reads (image types with equal values share one batch).
 _CLASS_SETTINGS = (
     "distances",

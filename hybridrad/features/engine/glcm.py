@@ -64,7 +64,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from hybridrad.errors import EngineUnsupportedError, ROITooSmallError
-from hybridrad.features.engine._common import check_features
+from hybridrad.features.engine._common import EPS, check_features, nanmean_last
 from hybridrad.features.engine.roi import Roi
 
 __all__ = [
@@ -106,7 +106,6 @@ FEATURES: tuple[str, ...] = (
 DEPRECATED: tuple[str, ...] = ("Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance")
 WEIGHTING_NORMS: tuple[str, ...] = ("manhattan", "euclidean", "infinity", "no_weighting")
 
-_EPS = float(np.spacing(1))
 # Bytes one dense (rows, Na, G, G) float64 intermediate may take; a dozen live at once.
 _CHUNK_BYTES = 4 * 2**20
 # Fewest padded grey levels G for the sparse feature path; measured no slower than the dense
@@ -306,17 +305,6 @@ def _by_offset(p: np.ndarray, offset_index: np.ndarray, nbins: int) -> np.ndarra
     )
 
 
-def _nanmean(x: np.ndarray) -> np.ndarray:
-    """``nanmean`` over the last axis without warnings (NaN when nothing is finite)."""
-    if x.shape[-1] == 0:
-        return np.full(x.shape[:-1], np.nan)
-    ok = ~np.isnan(x)
-    n = ok.sum(axis=-1)
-    s = np.where(ok, x, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.where(n > 0, s / np.maximum(n, 1), np.nan))
-
-
 def _mcc_from_eigvals(ev: np.ndarray) -> float:
     """pyradiomics' MCC from the eigenvalues ``(A, G)`` of one image's ``Q`` matrices.
 
@@ -326,14 +314,14 @@ def _mcc_from_eigvals(ev: np.ndarray) -> float:
     if np.all(ev.imag == 0):
         lam = np.sort(ev.real, axis=-1)[:, -2]
         with np.errstate(invalid="ignore"):
-            return float(_nanmean(np.sqrt(lam)[None, :])[0])
+            return float(nanmean_last(np.sqrt(lam)[None, :])[0])
     lamc = np.sort(ev, axis=-1)[:, -2]
     return float(np.mean(np.sqrt(lamc)).real)
 
 
 def _q_exact(p: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
     """pyradiomics' ``Q`` (1, G, G, A) accumulated over ``k`` in its order."""
-    eps = _EPS
+    eps = EPS
     q = (p[:, :, None, 0, :] * p[:, None, :, 0, :]) / (
         px[:, :, None, 0, :] * py[:, None, :, 0, :] + eps
     )
@@ -355,7 +343,7 @@ def _mcc(
     """
     rows, _, _, na = p.shape
     out = np.full(rows, np.nan)
-    eps = _EPS
+    eps = EPS
     pt = p.transpose(0, 3, 1, 2)  # (rows, A, G, G)
     den = px.transpose(0, 3, 1, 2) * py.transpose(0, 3, 1, 2) + eps  # (rows, A, G, G)
     q = (pt / den) @ pt.transpose(0, 1, 3, 2)
@@ -432,14 +420,14 @@ class _Exact:
 
     def imc2(self, row: int) -> float:
         """pyradiomics' Imc2 of image ``row``."""
-        eps = _EPS
+        eps = EPS
         p, px, py = self.matrix(row)
         hxy = (-1) * np.sum(p * np.log2(p + eps), (1, 2))
         hxy2 = (-1) * np.sum((px * py) * np.log2(px * py + eps), (1, 2))
         with np.errstate(invalid="ignore", over="ignore"):
             imc2 = (1 - np.e ** (-2 * (hxy2 - hxy))) ** 0.5
         imc2[hxy2 == hxy] = 0
-        return float(_nanmean(imc2)[0])
+        return float(nanmean_last(imc2)[0])
 
 
 def _difference_features(
@@ -451,7 +439,7 @@ def _difference_features(
 ) -> None:
     """The features of the ``|i - j|`` histogram ``pxsuby`` (``k`` along axis 1), in
     pyradiomics' expressions; shared by the dense and the sparse path."""
-    eps = _EPS
+    eps = EPS
     if want & {"DifferenceAverage", "DifferenceVariance"}:
         davg = np.sum(k * pxsuby, 1, keepdims=True)
         if "DifferenceAverage" in want:
@@ -486,7 +474,7 @@ def _features_chunk(
     the quantities compared exactly (``HXY2 == HXY``, ``sigma_x sigma_y == 0``) are
     bit-identical; padded grey levels only add exact zeros to sequential sums.
     """
-    eps = _EPS
+    eps = EPS
     want = set(names)
     out: dict[str, np.ndarray] = {}
     rows, _, _, na = p.shape
@@ -498,7 +486,7 @@ def _features_chunk(
     uy = np.sum(j * p, (1, 2), keepdims=True)
 
     def put(name: str, per_angle: np.ndarray) -> None:
-        out[name] = _nanmean(per_angle)
+        out[name] = nanmean_last(per_angle)
 
     if "Autocorrelation" in want:
         put("Autocorrelation", np.sum(p * (i * j), (1, 2)))
@@ -615,7 +603,7 @@ def _sparse_features(
     features, redo
         Name -> ``(rows,)`` and the ``(rows,)`` bool mask of rows to recompute.
     """
-    eps = _EPS
+    eps = EPS
     want = set(names)
     rows, na, t = cnt.shape
     g = values.shape[1]
@@ -668,7 +656,7 @@ def _sparse_features(
         return np.bincount(seg, weights=w, minlength=nseg)
 
     def put(name: str, per_seg: np.ndarray) -> None:
-        out[name] = _nanmean(np.where(valid, per_seg, np.nan).reshape(rows, na))
+        out[name] = nanmean_last(np.where(valid, per_seg, np.nan).reshape(rows, na))
 
     if "Autocorrelation" in want:
         put("Autocorrelation", ssum(pw * (vi * vj)))

@@ -32,10 +32,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from hybridrad.errors import ROITooSmallError
+from hybridrad.features.engine._common import EPS, check_features, nanmean_last
 from hybridrad.features.engine.glcm import (
     angle_weights,
     banded,
-    check_features,
     compact_levels,
 )
 from hybridrad.features.engine.roi import Roi
@@ -61,7 +61,6 @@ FEATURES: tuple[str, ...] = (
     "ShortRunLowGrayLevelEmphasis",
 )
 
-_EPS = float(np.spacing(1))
 _ROW_ELEMENTS = 2**21  # (rows, N) temporaries per chunk
 _CHUNK_BYTES = 4 * 2**20  # one dense (rows, A, G, L) float64 matrix per chunk
 
@@ -134,18 +133,9 @@ def _run_counts(
     return counts.reshape(len(geometry), rows, g, lmax)
 
 
-def _nanmean(x: np.ndarray) -> np.ndarray:
-    """``nanmean`` over the last axis without warnings."""
-    ok = ~np.isnan(x)
-    n = ok.sum(axis=-1)
-    s = np.where(ok, x, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.where(n > 0, s / np.maximum(n, 1), np.nan))
-
-
 def _features_chunk(mat: np.ndarray, values: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     """Features of run-length matrices ``mat`` (rows, G, L, A) (pyradiomics' axis order)."""
-    eps = _EPS
+    eps = EPS
     want = set(names)
     out: dict[str, np.ndarray] = {}
     lmax = mat.shape[2]
@@ -157,7 +147,7 @@ def _features_chunk(mat: np.ndarray, values: np.ndarray, names: list[str]) -> di
     jv = np.arange(1, lmax + 1, dtype=np.float64)[None, :, None]  # (1, L, 1)
 
     def put(name: str, per_angle: np.ndarray) -> None:
-        out[name] = _nanmean(per_angle)
+        out[name] = nanmean_last(per_angle)
 
     if "ShortRunEmphasis" in want:
         put("ShortRunEmphasis", np.sum(pr / (jv**2), 1) / nr)
