@@ -146,6 +146,11 @@ class ConstantImageWarning(HybridradWarning):
     """An image holds a single value (blank or saturated); features of it are meaningless."""
 
 
+class BinEdgeOverflowWarning(HybridradWarning):
+    """An integer image's ROI maximum + 2 x binWidth overflows its pixel type in
+    pyradiomics' bin edges (both engines then bin wrongly)."""
+
+
 class DuplicateSequenceWarning(HybridradWarning):
     """Two sequences of a case hold identical voxels (often a missing sequence replaced by
     a copy of another); the model would see one scan twice under two names."""

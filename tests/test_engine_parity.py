@@ -272,3 +272,35 @@ def test_native_extractor_without_shape_keeps_the_other_classes() -> None:
     ]
     assert keys and not any("_shape_" in k for k in keys)
     assert any("_shape_" in k for k in cfg.extractor().execute(image, mask))
+
+
+@pytest.mark.parametrize("engine", ["pyradiomics", "native"])
+def test_uint8_bin_edge_overflow_is_named(engine: str) -> None:
+    """pyradiomics computes ``maximum + 2 * binWidth`` in the image's pixel type; for a uint8
+    image (the TCGA-LGG scans) without normalisation it wraps around. Both engines do it, so
+    the extraction names the case and sequence in one warning."""
+    import warnings
+
+    from hybridrad.errors import BinEdgeOverflowWarning
+    from hybridrad.features.radiomics import RadiomicsTask
+    from hybridrad.io.labels import load_label_map
+
+    image, mask = synthetic_case("mri")
+    arr = np.clip(sitk.GetArrayFromImage(image) + 40, 0, 255).astype(np.uint8)
+    img8 = sitk.GetImageFromArray(arr)
+    img8.CopyInformation(image)
+
+    def task(config: str) -> RadiomicsTask:
+        return RadiomicsTask(
+            config=RadiomicsConfig.load(config).with_engine(engine),
+            label_map=load_label_map("binary"),
+            sequences=("flair",),
+        )
+
+    with pytest.warns(BinEdgeOverflowWarning, match=r"case 'c1': 'flair' is uint8") as seen:
+        out = task("ct_default").extract("c1", {"flair": img8}, mask)
+    assert len([w for w in seen if w.category is BinEdgeOverflowWarning]) == 1
+    assert out.features
+    with warnings.catch_warnings():  # normalised images are float: nothing to say
+        warnings.simplefilter("error", BinEdgeOverflowWarning)
+        task("mri_glioma_fast").extract("c1", {"flair": img8}, mask)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +27,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hybridrad.errors import (
+    BinEdgeOverflowWarning,
     EmptyROIError,
     ImageDimensionError,
     MaskGeometryError,
@@ -485,6 +487,7 @@ class RadiomicsTask:
         # nonzero map (binary) reads every non-zero voxel as its label.
         marr = self.label_map.check_values(sitk.GetArrayViewFromImage(mask), f"case {cid!r}: mask")
         present: set[int] | None = None
+        union: np.ndarray | None = None
         min_dims = int(settings.get("minimumROIDimensions", 2))
         min_size = settings.get("minimumROISize")
         out = {}
@@ -512,7 +515,39 @@ class RadiomicsTask:
                     + ". Check the mask, or lower minimumROIDimensions/minimumROISize"
                 )
             out[region] = rmask
+            union = region_arr if union is None else union | region_arr
+        if union is not None:
+            self._warn_bin_edge_overflow(cid, images, union)
         return out
+
+    def _warn_bin_edge_overflow(
+        self, cid: str, images: Mapping[str, sitk.Image], roi: np.ndarray
+    ) -> None:
+        """One warning per sequence whose integer pixel type cannot hold pyradiomics' top
+        bin edge: ``getBinEdges`` computes ``maximum + 2 * binWidth`` in the image's own
+        pixel type, which wraps around (e.g. uint8 TCGA-LGG scans, max 255, binWidth 25)
+        and leaves one bin for everything above the first edge. Both engines give those
+        numbers (the native engine reproduces pyradiomics), so they are named here."""
+        settings = self.config.settings
+        if settings.get("normalize") or self.config.normalize_region == "brain":
+            return  # normalised images are floating point
+        if settings.get("binCount") is not None:
+            return
+        width = float(settings.get("binWidth", 25))
+        for seq, img in images.items():
+            arr = sitk.GetArrayViewFromImage(img)
+            if arr.dtype.kind not in "iu":
+                continue
+            top = float(arr[roi].max()) + 2 * width
+            if top > np.iinfo(arr.dtype).max:
+                warnings.warn(
+                    f"case {cid!r}: {seq!r} is {arr.dtype} and its ROI maximum + 2 x "
+                    f"binWidth ({top:g}) overflows that type in pyradiomics' bin edges, so "
+                    "the intensity features would be computed on wrapped-around bins; set "
+                    "normalize: true, use binCount, or store the image as float or int16",
+                    BinEdgeOverflowWarning,
+                    stacklevel=2,
+                )
 
 
 def extract_radiomics(
